@@ -1,0 +1,73 @@
+"""bge_core: BGE-M3 (dense + sparse + ColBERT in one pass), BGE v1.5 dense encoders,
+cross-encoder rerankers, scoring functions and the store-independent index logic.
+
+Importing this package does not import torch or transformers; they load with a model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bge_core import scoring
+from bge_core.errors import (
+    BGEError,
+    CollectionMismatchError,
+    IndexSettingsMismatchError,
+    MissingDependencyError,
+    ModelFilesError,
+    ModelNotAvailableError,
+    StoreError,
+    TransientStoreError,
+)
+from bge_core.models import KNOWN_MODELS, ModelInfo, model_info
+from bge_core.types import Hit, M3Output, RerankResult, SparseVector
+
+if TYPE_CHECKING:
+    from bge_core.dense import DenseEncoder
+    from bge_core.index import Document, VectorIndex
+    from bge_core.m3 import BGEM3Encoder
+    from bge_core.reranker import Reranker
+
+__all__ = [
+    "BGEM3Encoder",
+    "DenseEncoder",
+    "Reranker",
+    "M3Output",
+    "SparseVector",
+    "Hit",
+    "RerankResult",
+    "Document",
+    "VectorIndex",
+    "scoring",
+    "KNOWN_MODELS",
+    "ModelInfo",
+    "model_info",
+    "BGEError",
+    "MissingDependencyError",
+    "ModelFilesError",
+    "ModelNotAvailableError",
+    "CollectionMismatchError",
+    "IndexSettingsMismatchError",
+    "StoreError",
+    "TransientStoreError",
+]
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "BGEM3Encoder": "bge_core.m3",
+    "DenseEncoder": "bge_core.dense",
+    "Reranker": "bge_core.reranker",
+    "Document": "bge_core.index",
+    "VectorIndex": "bge_core.index",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The model classes' modules are light too, but keeping them lazy keeps import time low.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bge_core' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,150 @@
+"""Dense-only BGE encoders (v1.5 en/zh and any BERT-family model)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from bge_core.encoder_base import TransformerRunner, check_texts
+from bge_core.loading import read_sentence_transformers_config
+from bge_core.models import model_info
+from bge_core.types import FloatArray, M3Output
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["DenseEncoder"]
+
+_UNSET: Any = object()
+
+
+class DenseEncoder:
+    """Dense sentence encoder: BGE v1.5 (CLS pooling, L2, query instruction) or any BERT-family model.
+
+    Pooling, normalisation and max length come from, in order: the arguments, a
+    sentence-transformers layout in the model folder (``modules.json``,
+    ``1_Pooling/config.json``, ``sentence_bert_config.json``), the registry of known BGE
+    models, and finally CLS pooling with L2 normalisation (the BGE recipe).
+
+    ``query_instruction`` defaults to the model's known instruction (English or Chinese v1.5
+    models) and to none otherwise; pass ``""`` to switch it off.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        max_length: int | None = None,
+        batch_size: int = 32,
+        max_batch_tokens: int | None = None,
+        pooling: Literal["cls", "mean"] | None = None,
+        normalize: bool | None = None,
+        query_instruction: str | None = _UNSET,
+    ) -> None:
+        self.model_name = os.fspath(model)
+        info = model_info(self.model_name)
+        self._runner = TransformerRunner(
+            model,
+            auto_class="AutoModel",
+            device=device,
+            dtype=dtype,
+            max_length=None,
+            batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens,
+        )
+        st = read_sentence_transformers_config(self._runner.model_dir)
+        cap = max_length or st.get("max_length") or (info.max_length if info else None)
+        if cap:
+            self._runner.max_length = min(cap, self._runner.max_length)
+            self._runner._tokenizer.enable_truncation(self._runner.max_length)
+        self.pooling: Literal["cls", "mean"] = pooling or st.get("pooling") or (info.pooling if info else "cls")
+        self.normalize: bool = normalize if normalize is not None else bool(st.get("normalize", True))
+        if query_instruction is _UNSET:
+            query_instruction = info.query_instruction if info else None
+        self.query_instruction: str = query_instruction or ""
+
+    @property
+    def model(self) -> "torch.nn.Module":
+        """The underlying transformers module."""
+        return self._runner.model
+
+    @property
+    def tokenizer(self) -> Any:
+        """The Hugging Face fast tokenizer."""
+        return self._runner.hf_tokenizer
+
+    @property
+    def dim(self) -> int:
+        """Size of the dense vectors."""
+        return int(self._runner.model.config.hidden_size)
+
+    @property
+    def max_length(self) -> int:
+        """Token cap per text."""
+        return self._runner.max_length
+
+    @property
+    def device(self) -> str:
+        """The torch device the model runs on."""
+        return str(self._runner.device)
+
+    @property
+    def dtype(self) -> str:
+        """The compute dtype."""
+        return str(self._runner.dtype).removeprefix("torch.")
+
+    supports_sparse = False
+    supports_colbert = False
+    colbert_dim = 0
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Number of tokens of each text after truncation."""
+        return self._runner.count_tokens(check_texts(texts))
+
+    def encode(self, texts: Sequence[str]) -> FloatArray:
+        """Embed ``texts`` as they are (no instruction): ``n x dim`` float32."""
+        import torch
+
+        items = check_texts(texts)
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
+        if not items:
+            return out
+        ids = self._runner.tokenize(items)
+        for batch_idx in self._runner.batches(ids):
+            inputs = self._runner.collate([ids[i] for i in batch_idx])
+            hidden = self._runner.forward(inputs).last_hidden_state.float()
+            if self.pooling == "cls":
+                vec = hidden[:, 0]
+            else:
+                mask = inputs["attention_mask"].unsqueeze(-1).float()
+                vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            if self.normalize:
+                vec = torch.nn.functional.normalize(vec, dim=-1)
+            out[batch_idx] = vec.cpu().numpy()
+        return out
+
+    def encode_queries(self, texts: Sequence[str]) -> FloatArray:
+        """Embed queries, prefixed with the model's query instruction."""
+        items = check_texts(texts)
+        return self.encode([self.query_instruction + t for t in items])
+
+    def encode_documents(self, texts: Sequence[str]) -> FloatArray:
+        """Embed documents (no instruction)."""
+        return self.encode(texts)
+
+    def encode_outputs(
+        self, texts: Sequence[str], *, query: bool, dense: bool = True, sparse: bool = False, colbert: bool = False
+    ) -> M3Output:
+        """Index-facing form of :meth:`encode_queries` / :meth:`encode_documents`."""
+        if sparse or colbert:
+            raise ValueError(f"{self.model_name} is a dense-only model; it has no sparse or ColBERT output")
+        vecs = self.encode_queries(texts) if query else self.encode_documents(texts)
+        return M3Output(dense=vecs)
+
+    def __repr__(self) -> str:
+        return f"DenseEncoder(model={self.model_name!r}, pooling={self.pooling!r}, device={self.device!r}, dtype={self.dtype!r})"

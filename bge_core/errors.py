@@ -1,0 +1,59 @@
+"""Exception hierarchy of bge-integrations.
+
+Every error the library raises on purpose derives from :class:`BGEError`; messages say what
+went wrong *and* how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BGEError",
+    "MissingDependencyError",
+    "ModelFilesError",
+    "ModelNotAvailableError",
+    "CollectionMismatchError",
+    "StoreError",
+    "TransientStoreError",
+    "IndexSettingsMismatchError",
+]
+
+
+class BGEError(Exception):
+    """Base class of all errors raised by bge-integrations."""
+
+
+class MissingDependencyError(BGEError, ImportError):
+    """An optional package is not installed; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str, feature: str | None = None) -> None:
+        what = f" for {feature}" if feature else ""
+        super().__init__(
+            f"The package {package!r} is required{what} but is not installed. "
+            f"Install it with: pip install 'bge-integrations[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class ModelFilesError(BGEError):
+    """A model folder lacks a required file (for example an M3 head) or holds an unsafe one."""
+
+
+class ModelNotAvailableError(BGEError):
+    """A model is neither a local folder nor available from the Hugging Face cache or hub."""
+
+
+class CollectionMismatchError(BGEError):
+    """An existing collection's layout does not fit the encoder or the index settings."""
+
+
+class IndexSettingsMismatchError(BGEError):
+    """A stored index was built with other model settings than the ones requested."""
+
+
+class StoreError(BGEError):
+    """A vector store rejected an operation permanently."""
+
+
+class TransientStoreError(StoreError):
+    """A vector store operation failed in a way that may pass on retry (timeouts, resets)."""

@@ -1,0 +1,186 @@
+"""An exact, in-process store in numpy: the reference every store adapter is tested against,
+and a zero-dependency store for small corpora and tests.
+
+Search semantics (the ones all adapters implement):
+- ``dense``: inner product of normalised vectors; ``sparse``: lexical score.
+- ``hybrid``: top ``prefetch_limit`` of dense and of sparse, fused by RRF
+  (``1 / (rrf_k + rank)``, rank from 1), DBSF, or a weighted sum of raw scores.
+- ``colbert``: the union of those two candidate lists, scored by ColBERT MaxSim.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from bge_core.errors import CollectionMismatchError
+from bge_core.index import CollectionSpec, Record, SearchRequest
+from bge_core.scoring import lexical_score, maxsim, rrf_fusion
+from bge_core.types import Hit
+
+__all__ = ["InMemoryStore", "dbsf_fusion"]
+
+
+def dbsf_fusion(lists: Sequence[Sequence[tuple[str, float]]]) -> list[tuple[str, float]]:
+    """Distribution-based score fusion (as Qdrant): each list is scaled by mean +- 3 std, summed."""
+    fused: dict[str, float] = {}
+    for items in lists:
+        if not items:
+            continue
+        scores = np.array([s for _, s in items], dtype=np.float64)
+        if len(items) == 1:
+            normed = np.array([0.5])
+        else:
+            std = scores.std(ddof=1)
+            if std == 0:
+                normed = np.full(len(items), 0.5)
+            else:
+                low, high = scores.mean() - 3 * std, scores.mean() + 3 * std
+                normed = (scores - low) / (high - low)
+        for (key, _), s in zip(items, normed):
+            fused[key] = fused.get(key, 0.0) + float(s)
+    return sorted(fused.items(), key=lambda kv: -kv[1])
+
+
+class InMemoryStore:
+    """Brute-force exact store (thread-safe). Filters: ``{metadata_key: value}`` dicts."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, Record] = {}
+        self._spec: CollectionSpec | None = None
+        self._lock = threading.Lock()
+
+    def ensure(self, spec: CollectionSpec) -> None:
+        """Remember the layout; refuse a different one."""
+        with self._lock:
+            if self._spec is not None and self._spec != spec:
+                raise CollectionMismatchError(f"store holds layout {self._spec}, index wants {spec}")
+            self._spec = spec
+
+    def upsert(self, records: Sequence[Record]) -> None:
+        """Insert or replace by id."""
+        with self._lock:
+            for r in records:
+                self._rows[r.id] = r
+
+    def fetch_hashes(self, ids: Sequence[str]) -> dict[str, str]:
+        """Hashes of stored ids."""
+        with self._lock:
+            return {i: self._rows[i].hash for i in ids if i in self._rows}
+
+    def get(self, ids: Sequence[str]) -> list[Hit]:
+        """Rows by id."""
+        with self._lock:
+            return [Hit(i, 0.0, self._rows[i].text, dict(self._rows[i].metadata)) for i in ids if i in self._rows]
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove rows."""
+        with self._lock:
+            for i in ids:
+                self._rows.pop(i, None)
+
+    def count(self) -> int:
+        """Stored rows."""
+        with self._lock:
+            return len(self._rows)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Nothing is transient in memory."""
+        return False
+
+    # -- search -----------------------------------------------------------------------------
+    def _candidates(self, flt: Any) -> list[Record]:
+        rows = list(self._rows.values())
+        if not flt:
+            return rows
+        if not isinstance(flt, dict):
+            raise TypeError("InMemoryStore filters are {metadata_key: value} dicts")
+
+        def ok(r: Record) -> bool:
+            for key, want in flt.items():
+                have = r.metadata.get(key)
+                if isinstance(want, list):
+                    if have not in want:
+                        return False
+                elif have != want or type(have) is not type(want) and not (
+                    isinstance(have, (int, float)) and isinstance(want, (int, float)) and not isinstance(have, bool)
+                ):
+                    return False
+            return True
+
+        return [r for r in rows if ok(r)]
+
+    @staticmethod
+    def _rank(items: list[tuple[str, float]], limit: int) -> list[tuple[str, float]]:
+        return sorted(items, key=lambda kv: -kv[1])[:limit]
+
+    def dense_ranking(self, rows: list[Record], q: np.ndarray, limit: int) -> list[tuple[str, float]]:
+        """Top ``limit`` rows by dense score."""
+        return self._rank([(r.id, float(np.dot(q, r.dense))) for r in rows if r.dense is not None], limit)
+
+    def sparse_ranking(self, rows: list[Record], q: Any, limit: int) -> list[tuple[str, float]]:
+        """Top ``limit`` rows by lexical score (rows with no overlap are not matches)."""
+        scored = []
+        for r in rows:
+            if r.sparse is None or len(np.intersect1d(q.indices, r.sparse.indices)) == 0:
+                continue
+            scored.append((r.id, lexical_score(q, r.sparse)))
+        return self._rank(scored, limit)
+
+    def query(self, request: SearchRequest) -> list[Hit]:
+        """Exact search with the semantics in the module docstring."""
+        with self._lock:
+            rows = self._candidates(request.filter)
+            by_id = {r.id: r for r in rows}
+        stage: dict[str, dict[str, float]] = {}
+        P = request.prefetch_limit
+
+        def note(name: str, items: list[tuple[str, float]]) -> None:
+            for key, s in items:
+                stage.setdefault(key, {})[name] = s
+
+        if request.mode == "dense":
+            ranked = self.dense_ranking(rows, request.dense, request.limit)  # type: ignore[arg-type]
+            note("dense", ranked)
+        elif request.mode == "sparse":
+            ranked = self.sparse_ranking(rows, request.sparse, request.limit)
+            note("sparse", ranked)
+        else:
+            lists = []
+            if request.dense is not None:
+                d = self.dense_ranking(rows, request.dense, P)
+                note("dense", d)
+                lists.append(d)
+            if request.sparse is not None:
+                s = self.sparse_ranking(rows, request.sparse, P)
+                note("sparse", s)
+                lists.append(s)
+            if request.mode == "hybrid":
+                if request.fusion == "rrf":
+                    fused = rrf_fusion([[k for k, _ in lst] for lst in lists], k=request.rrf_k)
+                elif request.fusion == "dbsf":
+                    fused = dbsf_fusion(lists)
+                else:
+                    w = dict(zip(("dense", "sparse"), request.weights))
+                    keys = dict.fromkeys(k for lst in lists for k, _ in lst)
+                    fused = sorted(
+                        ((k, sum(w[n] * stage[k].get(n, 0.0) for n in ("dense", "sparse"))) for k in keys),
+                        key=lambda kv: -kv[1],
+                    )
+                ranked = fused[: request.limit]
+                note("fusion", ranked)
+            else:
+                keys = dict.fromkeys(k for lst in lists for k, _ in lst)
+                assert request.colbert is not None
+                ranked = self._rank(
+                    [(k, maxsim(request.colbert, by_id[k].colbert)) for k in keys if by_id[k].colbert is not None],
+                    request.limit,
+                )
+                note("colbert", ranked)
+        return [
+            Hit(key, score, by_id[key].text, dict(by_id[key].metadata), dict(stage.get(key, {})))
+            for key, score in ranked
+        ]

@@ -1,0 +1,85 @@
+"""Pure scoring functions (numpy only), equal to FlagEmbedding's BGE-M3 formulas.
+
+- dense: inner product of L2-normalised vectors (cosine).
+- lexical: sum over shared token ids of ``w_q * w_d``.
+- ColBERT MaxSim: for each query token, the best inner product with any document token,
+  averaged over the query tokens.
+- fusion: weighted sums (FlagEmbedding's ``compute_score`` combinations) and reciprocal
+  rank fusion with an explicit ``k``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import TypeVar
+
+import numpy as np
+
+from bge_core.types import FloatArray, SparseVector
+
+__all__ = [
+    "DEFAULT_RRF_K",
+    "dense_score",
+    "lexical_score",
+    "maxsim",
+    "weighted_fusion",
+    "rrf_fusion",
+]
+
+#: Reciprocal-rank-fusion constant used by every index unless the caller pins another one.
+#: 60 is the value of Cormack et al. and the default of Qdrant and Milvus.
+DEFAULT_RRF_K = 60
+
+K = TypeVar("K", bound=Hashable)
+
+
+def dense_score(q: FloatArray, d: FloatArray) -> FloatArray:
+    """Inner products: ``(d,) x (d,) -> ()``, ``(d,) x (n, d) -> (n,)``, ``(m, d) x (n, d) -> (m, n)``."""
+    return np.asarray(np.asarray(q, dtype=np.float32) @ np.asarray(d, dtype=np.float32).T)
+
+
+def lexical_score(q: SparseVector, d: SparseVector) -> float:
+    """Sum of ``q[t] * d[t]`` over the token ids ``t`` that both vectors hold."""
+    _, qi, di = np.intersect1d(q.indices, d.indices, assume_unique=True, return_indices=True)
+    if qi.size == 0:
+        return 0.0
+    return float(np.dot(q.values[qi].astype(np.float64), d.values[di].astype(np.float64)))
+
+
+def maxsim(q: FloatArray, d: FloatArray) -> float:
+    """ColBERT late-interaction score: mean over query vectors of the max inner product.
+
+    ``q`` is ``t_q x dim``, ``d`` is ``t_d x dim``; both are expected L2-normalised.
+    An empty query or document scores 0.
+    """
+    q = np.asarray(q, dtype=np.float32)
+    d = np.asarray(d, dtype=np.float32)
+    if q.shape[0] == 0 or d.shape[0] == 0:
+        return 0.0
+    return float((q @ d.T).max(axis=1).sum() / q.shape[0])
+
+
+def weighted_fusion(scores: Sequence[float], weights: Sequence[float]) -> float:
+    """``sum(w_i * s_i) / sum(w_i)``, as FlagEmbedding's ``compute_score`` combines modes."""
+    if len(scores) != len(weights):
+        raise ValueError(f"got {len(scores)} scores but {len(weights)} weights")
+    total = float(sum(weights))
+    if total == 0.0:
+        raise ValueError("weights must not sum to 0")
+    return float(sum(w * s for w, s in zip(weights, scores)) / total)
+
+
+def rrf_fusion(rankings: Sequence[Sequence[K]], *, k: int) -> list[tuple[K, float]]:
+    """Reciprocal rank fusion: ``score(x) = sum over rankings of 1 / (k + rank(x))``, rank from 1.
+
+    ``k`` is required on purpose: stores disagree on defaults, so callers pin it. Ties keep
+    the order of first appearance. Returns ``(key, score)`` pairs, best first.
+    """
+    if k < 0:
+        raise ValueError(f"rrf k must be >= 0, got {k}")
+    fused: dict[K, float] = {}
+    for ranking in rankings:
+        for rank, key in enumerate(ranking, start=1):
+            fused[key] = fused.get(key, 0.0) + 1.0 / (k + rank)
+    order = sorted(fused.items(), key=lambda kv: -kv[1])
+    return order

