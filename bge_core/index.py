@@ -191,6 +191,14 @@ class Store(Protocol):
         """Whether a failed write may pass when retried (timeouts, resets, 5xx)."""
         ...
 
+    def read_settings(self) -> dict[str, Any] | None:
+        """The settings recorded with the collection (model, outputs, ...), or None."""
+        ...
+
+    def write_settings(self, settings: dict[str, Any]) -> None:
+        """Record ``settings`` (JSON-serialisable) with the collection."""
+        ...
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -579,6 +587,14 @@ class VectorIndex:
     def count(self) -> int:
         """Number of stored rows."""
         return self.store.count()
+
+    def read_settings(self) -> dict[str, Any] | None:
+        """Settings recorded with the collection (see :meth:`Store.write_settings`)."""
+        return self.store.read_settings()
+
+    def write_settings(self, settings: dict[str, Any]) -> None:
+        """Record settings (for example the model and max tokens used by ``bge index``)."""
+        self.store.write_settings(settings)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(store={self.store!r}, encoder={self.encoder!r})"

@@ -52,6 +52,15 @@ class InMemoryStore:
         self._rows: dict[str, Record] = {}
         self._spec: CollectionSpec | None = None
         self._lock = threading.Lock()
+        self._settings: dict[str, Any] | None = None
+
+    def read_settings(self) -> dict[str, Any] | None:
+        """Recorded settings."""
+        return None if self._settings is None else dict(self._settings)
+
+    def write_settings(self, settings: dict[str, Any]) -> None:
+        """Record settings."""
+        self._settings = dict(settings)
 
     def ensure(self, spec: CollectionSpec) -> None:
         """Remember the layout; refuse a different one."""
