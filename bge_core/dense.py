@@ -81,7 +81,7 @@ class DenseEncoder:
     @property
     def dim(self) -> int:
         """Size of the dense vectors."""
-        return int(self._runner.model.config.hidden_size)
+        return self._runner.hidden_size
 
     @property
     def max_length(self) -> int:

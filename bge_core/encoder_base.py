@@ -98,6 +98,7 @@ class TransformerRunner:
         net.eval()
         self.model: torch.nn.Module = net.to(device=self.device, dtype=self.dtype)
         config = net.config
+        self.hidden_size = int(config.hidden_size)
         model_max = int(getattr(config, "max_position_embeddings", 512))
         # RoBERTa-style position ids start after the padding index.
         if getattr(config, "model_type", "") in {"xlm-roberta", "roberta", "camembert"}:

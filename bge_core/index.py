@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -400,7 +400,7 @@ class VectorIndex:
             if metadatas is not None:
                 for i, meta in enumerate(metadatas):
                     _check_metadata(meta, i)
-            for i, t in enumerate(texts):  # type: ignore[arg-type]
+            for i, t in enumerate(texts):
                 if not isinstance(t, str):
                     raise TypeError(f"texts[{i}] is {type(t).__name__}, not str")
         docs = _zip_documents(texts, metadatas, ids)
@@ -588,6 +588,12 @@ class VectorIndex:
         """Number of stored rows."""
         return self.store.count()
 
+    def close(self) -> None:
+        """Release what the store opened itself (a client created from a URI); idempotent."""
+        closer = getattr(self.store, "close", None)
+        if callable(closer):
+            closer()
+
     def read_settings(self) -> dict[str, Any] | None:
         """Settings recorded with the collection (see :meth:`Store.write_settings`)."""
         return self.store.read_settings()
@@ -641,7 +647,8 @@ def _zip_documents(
             return
         if meta is sentinel or uid is sentinel:
             raise ValueError(f"metadatas/ids ended before texts (at position {pos})")
-        yield Document(text, meta if isinstance(meta, dict) else dict(meta or {}), uid)  # type: ignore[arg-type]
+        # Metadata is validated (and copied) by _ingest, with its position in the error.
+        yield Document(cast(str, text), cast(dict[str, Any], meta or {}), cast("str | int | None", uid))
 
 
 class _Progress:

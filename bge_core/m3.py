@@ -65,7 +65,7 @@ class BGEM3Encoder:
             max_batch_tokens=max_batch_tokens,
         )
         self.model_name = os.fspath(model)
-        hidden = int(self._runner.model.config.hidden_size)
+        hidden = self._runner.hidden_size
         self._colbert_head: torch.nn.Linear | None = None
         self._sparse_head: torch.nn.Linear | None = None
         if colbert:
@@ -104,7 +104,7 @@ class BGEM3Encoder:
     @property
     def dim(self) -> int:
         """Size of the dense vectors."""
-        return int(self._runner.model.config.hidden_size)
+        return self._runner.hidden_size
 
     @property
     def colbert_dim(self) -> int:

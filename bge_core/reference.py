@@ -185,7 +185,7 @@ class InMemoryStore:
                 keys = dict.fromkeys(k for lst in lists for k, _ in lst)
                 assert request.colbert is not None
                 ranked = self._rank(
-                    [(k, maxsim(request.colbert, by_id[k].colbert)) for k in keys if by_id[k].colbert is not None],
+                    [(k, maxsim(request.colbert, c)) for k in keys if (c := by_id[k].colbert) is not None],
                     request.limit,
                 )
                 note("colbert", ranked)

@@ -70,7 +70,13 @@ class Reranker:
         types: list[list[int]] = []
         for q, p in zip(q_enc, p_enc):
             q.truncate(self.query_max_length)
-            p.truncate(max(self._runner.max_length - len(q.ids) - self._n_special, 0))
+            overflow = len(q.ids) + len(p.ids) + self._n_special - self._runner.max_length
+            # As FlagReranker on transformers 5 ("only_second" truncation): the passage absorbs
+            # the overflow; a passage too short for that is kept and the query is cut instead.
+            if 0 < overflow < len(p.ids):
+                p.truncate(len(p.ids) - overflow)
+            elif overflow > 0:
+                q.truncate(max(len(q.ids) - overflow, 0))
             pair = self._plain.post_process(q, p, add_special_tokens=True)
             ids.append(pair.ids)
             types.append(pair.type_ids)

@@ -34,7 +34,7 @@ _CHARS = list("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'-()")
 
 def _tokenizer_files(path: Path) -> None:
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from transformers import XLMRobertaTokenizerFast
+    from transformers import XLMRobertaTokenizerFast  # type: ignore[attr-defined]
 
     vocab: list[tuple[str, float]] = [(t, 0.0) for t in _SPECIALS]
     vocab += [("▁" + w, -5.0 - 0.01 * i) for i, w in enumerate(TINY_WORDS)]
@@ -65,7 +65,7 @@ def _tokenizer_files(path: Path) -> None:
 def _config(vocab_size: int, *, hidden: int, layers: int, max_positions: int, num_labels: int = 1):  # type: ignore[no-untyped-def]
     from transformers import XLMRobertaConfig
 
-    return XLMRobertaConfig(
+    return XLMRobertaConfig(  # type: ignore[call-arg]
         vocab_size=vocab_size,
         hidden_size=hidden,
         num_hidden_layers=layers,

@@ -1,0 +1,170 @@
+"""Model choice for the CLI (M3 or dense-only), an encoder wrapper that counts encoded
+documents, and the settings an index records so later runs reuse (and check) them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from bge_core.errors import BGEError, IndexSettingsMismatchError
+from bge_core.loading import resolve_model_dir
+from bge_core.models import model_info
+from bge_core.types import M3Output
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "HEAD_FILES",
+    "Kind",
+    "CountingEncoder",
+    "model_kind",
+    "load_encoder",
+    "normalize_model_name",
+    "same_model",
+    "make_settings",
+    "check_settings",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The model ``bge index`` uses when none is given and none is recorded.
+DEFAULT_MODEL = "BAAI/bge-m3"
+#: Files whose presence marks a BGE-M3 checkpoint (sparse and ColBERT heads).
+HEAD_FILES = ("colbert_linear.pt", "sparse_linear.pt", "colbert_linear.safetensors", "sparse_linear.safetensors")
+
+Kind = Literal["m3", "dense"]
+
+
+def _has_heads(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in HEAD_FILES)
+
+
+def model_kind(name: str) -> Kind:
+    """``"m3"`` for a folder with M3 head files or a known M3 id, else ``"dense"``.
+
+    An unknown hub id is resolved (cache, then hub) to look at its files; a reranker is refused.
+    """
+    info = model_info(name)
+    if info is not None and info.kind == "reranker":
+        raise BGEError(f"{name} is a reranker (cross-encoder): use it with --rerank, and an embedding model for --model")
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        return "m3" if _has_heads(folder) else "dense"
+    if info is not None:
+        return "m3" if info.kind == "m3" else "dense"
+    return "m3" if _has_heads(resolve_model_dir(name)) else "dense"
+
+
+def normalize_model_name(name: str) -> str:
+    """The name recorded with an index: an absolute path for local folders, else the hub id."""
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        return str(folder.resolve())
+    return name.rstrip("/")
+
+
+def same_model(a: str, b: str) -> bool:
+    """Whether two model names denote the same model (paths resolved, hub ids case-insensitive)."""
+    return normalize_model_name(a).lower() == normalize_model_name(b).lower()
+
+
+def load_encoder(name: str, *, device: str = "auto", dtype: str = "auto", batch_size: int = 32) -> Any:
+    """Load ``name`` as a ``BGEM3Encoder`` (M3 checkpoints) or a ``DenseEncoder`` (anything else)."""
+    kind = model_kind(name)
+    logger.info("loading %s as a %s model", name, "BGE-M3" if kind == "m3" else "dense")
+    if kind == "m3":
+        from bge_core.m3 import BGEM3Encoder
+
+        return BGEM3Encoder(name, device=device, dtype=dtype, batch_size=batch_size)
+    from bge_core.dense import DenseEncoder
+
+    return DenseEncoder(name, device=device, dtype=dtype, batch_size=batch_size)
+
+
+class CountingEncoder:
+    """Wraps an encoder and counts the documents it encodes (queries are not counted)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.documents_encoded = 0
+
+    @property
+    def model_name(self) -> str:
+        """The wrapped encoder's model name."""
+        return str(self.inner.model_name)
+
+    @property
+    def dim(self) -> int:
+        """Dense vector size."""
+        return int(self.inner.dim)
+
+    @property
+    def colbert_dim(self) -> int:
+        """ColBERT vector size (0 for dense-only models)."""
+        return int(self.inner.colbert_dim)
+
+    @property
+    def supports_sparse(self) -> bool:
+        """Whether the model has a sparse output."""
+        return bool(self.inner.supports_sparse)
+
+    @property
+    def supports_colbert(self) -> bool:
+        """Whether the model has a ColBERT output."""
+        return bool(self.inner.supports_colbert)
+
+    @property
+    def max_length(self) -> int:
+        """The model's token cap."""
+        return int(self.inner.max_length)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The Hugging Face fast tokenizer."""
+        return self.inner.tokenizer
+
+    def encode_outputs(
+        self, texts: Sequence[str], *, query: bool, dense: bool = True, sparse: bool = True, colbert: bool = False
+    ) -> M3Output:
+        """Encode through the wrapped encoder, counting documents."""
+        out: M3Output = self.inner.encode_outputs(texts, query=query, dense=dense, sparse=sparse, colbert=colbert)
+        if not query:
+            self.documents_encoded += len(texts)
+        return out
+
+
+def make_settings(
+    *, model: str, kind: Kind, outputs: Sequence[str], max_tokens: int, dim: int, layout: str
+) -> dict[str, Any]:
+    """The settings ``bge`` records with an index."""
+    return {
+        "model": normalize_model_name(model),
+        "kind": kind,
+        "outputs": list(outputs),
+        "max_tokens": int(max_tokens),
+        "dim": int(dim),
+        "layout": layout,
+    }
+
+
+_FIX = "use another --store or --collection for a new index, or drop the option to reuse the recorded value"
+
+
+def check_settings(recorded: dict[str, Any], wanted: dict[str, Any], where: str) -> None:
+    """Raise :class:`IndexSettingsMismatchError` naming every setting that differs."""
+    diffs = []
+    for key in ("model", "kind", "outputs", "max_tokens", "dim", "layout"):
+        have, want = recorded.get(key), wanted.get(key)
+        if key == "model" and isinstance(have, str) and isinstance(want, str) and same_model(have, want):
+            continue
+        if have != want:
+            diffs.append(f"{key} {_show(have)} (you asked for {_show(want)})")
+    if diffs:
+        raise IndexSettingsMismatchError(f"{where} was built with " + "; ".join(diffs) + f": {_FIX}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return "+".join(str(v) for v in value) or "none"
+    return repr(value) if isinstance(value, str) else str(value)

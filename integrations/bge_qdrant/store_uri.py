@@ -1,0 +1,141 @@
+"""Open a :class:`QdrantIndex` from a store URI (the ``bge.stores`` entry point ``qdrant``).
+
+URIs:
+
+- ``qdrant:PATH``: Qdrant local mode in folder ``PATH`` (``QdrantClient(path=PATH)``);
+  ``qdrant::memory:`` keeps everything in memory.
+- ``qdrant+http://HOST:PORT[/PREFIX]`` and ``qdrant+https://HOST[:PORT][/PREFIX]``: a Qdrant
+  server or cluster. An API key is read from the environment variable ``QDRANT_API_KEY``; it
+  never appears in logs, errors or reprs (and is refused inside the URI).
+
+Every failure is one :class:`bge_core.errors.StoreError` line: a malformed URI, a server that
+cannot be reached (5 s timeout) or refuses the key, or a local folder that another process
+holds open.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+from bge_core.errors import StoreError
+from bge_core.index import IndexEncoder
+from bge_qdrant.dependency import QdrantClient
+from bge_qdrant.index import QdrantIndex
+
+__all__ = ["API_KEY_ENV", "CONNECT_TIMEOUT_S", "open_index"]
+
+logger = logging.getLogger("bge_qdrant")
+
+#: Environment variable holding the API key of a Qdrant server.
+API_KEY_ENV = "QDRANT_API_KEY"
+#: Seconds to wait for a server before giving up.
+CONNECT_TIMEOUT_S = 5
+
+_USAGE = "use qdrant:PATH, qdrant::memory:, qdrant+http://HOST:PORT or qdrant+https://HOST[:PORT]"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())[:300]
+
+
+def _local_client(path: str) -> QdrantClient:
+    try:
+        if path == ":memory:":
+            return QdrantClient(":memory:")
+        return QdrantClient(path=os.path.expanduser(path))
+    except RuntimeError as exc:
+        if "already accessed" in str(exc):
+            raise StoreError(
+                f"Qdrant storage folder {path!r} is in use by another process; stop it or use another path"
+            ) from None
+        raise StoreError(f"cannot open Qdrant storage folder {path!r}: {_one_line(str(exc))}") from None
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot open Qdrant storage folder {path!r}: {type(exc).__name__}: {_one_line(str(exc))}") from None
+
+
+def _server_client(uri: str) -> tuple[QdrantClient, str]:
+    url = uri.split("+", 1)[1]
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise StoreError(f"malformed Qdrant URI {uri!r}: bad port; {_USAGE}") from None
+    if not parts.hostname:
+        raise StoreError(f"malformed Qdrant URI {uri!r}: no host; {_USAGE}")
+    if parts.username or parts.password:
+        raise StoreError(f"do not put credentials in the Qdrant URI; set the environment variable {API_KEY_ENV}")
+    if parts.query or parts.fragment:
+        raise StoreError(f"malformed Qdrant URI {uri!r}: unexpected query or fragment; {_USAGE}")
+    https = parts.scheme == "https"
+    port = port or (443 if https else 6333)
+    safe = f"{parts.scheme}://{parts.hostname}:{port}{parts.path.rstrip('/')}"
+    api_key = os.environ.get(API_KEY_ENV) or None
+    client = QdrantClient(
+        host=parts.hostname,
+        port=port,
+        https=https,
+        prefix=parts.path.strip("/") or None,
+        api_key=api_key,
+        timeout=CONNECT_TIMEOUT_S,
+        check_compatibility=False,
+    )
+    try:
+        client.get_collections()
+    except Exception as exc:  # noqa: BLE001 - any failure here means we cannot use the server
+        client.close()
+        status = getattr(exc, "status_code", None)
+        if status in (401, 403):
+            raise StoreError(
+                f"Qdrant at {safe} refused the request ({status}); set a valid API key in {API_KEY_ENV}"
+            ) from None
+        reason = getattr(exc, "source", exc)
+        raise StoreError(
+            f"cannot reach Qdrant at {safe} ({type(reason).__name__}); check the URL and that the server is running"
+        ) from None
+    return client, safe
+
+
+def open_index(
+    uri: str,
+    *,
+    encoder: IndexEncoder,
+    collection: str,
+    dense: bool = True,
+    sparse: bool = True,
+    colbert: bool = True,
+    show_progress: bool | None = None,
+    **options: Any,
+) -> QdrantIndex:
+    """A :class:`QdrantIndex` on the store named by ``uri`` (see the module docstring).
+
+    The index owns the client it creates: ``index.close()`` closes it. Extra keyword
+    ``options`` go to :class:`QdrantIndex` (for example ``sparse_idf=True``).
+    """
+    if not isinstance(uri, str):
+        raise StoreError(f"a store URI must be a str, got {type(uri).__name__}; {_USAGE}")
+    scheme, sep, rest = uri.partition(":")
+    if not sep:
+        raise StoreError(f"malformed Qdrant URI {uri!r}; {_USAGE}")
+    if scheme == "qdrant":
+        if not rest:
+            raise StoreError(f"malformed Qdrant URI {uri!r}: no path; {_USAGE}")
+        if rest.startswith("//"):
+            raise StoreError(f"malformed Qdrant URI {uri!r}: for a server use qdrant+http:// or qdrant+https://")
+        client = _local_client(rest)
+        where = "memory" if rest == ":memory:" else rest
+    elif scheme in ("qdrant+http", "qdrant+https"):
+        client, where = _server_client(uri)
+    else:
+        raise StoreError(f"unknown store URI scheme {scheme!r} in {uri!r}; {_USAGE}")
+    logger.info("opened Qdrant store at %s, collection %r", where, collection)
+    try:
+        return QdrantIndex(
+            client, collection, encoder, dense=dense, sparse=sparse, colbert=colbert,
+            show_progress=show_progress, owns_client=True, **options,
+        )
+    except Exception:
+        client.close()
+        raise

@@ -1,0 +1,175 @@
+"""BGE rerankers as LlamaIndex node postprocessors: cross-encoder and BGE-M3 ColBERT MaxSim."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import numpy as np
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+
+from bge_core.scoring import maxsim
+from llama_index_bge.encoder_ref import EncoderRef
+from llama_index_bge.nodes import with_stage_score
+from llama_index_bge.sparse import resolve_m3_ref
+
+__all__ = ["BGEColBERTRerank", "BGERerank"]
+
+
+def _check_top_n(top_n: int | None) -> None:
+    if top_n is not None and (not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1):
+        raise ValueError(f"top_n must be a positive int or None (keep all), got {top_n!r}")
+
+
+def _query_text(query_bundle: QueryBundle | None) -> str:
+    if query_bundle is None:
+        raise ValueError("reranking needs the query: pass query_str=... or query_bundle=... to postprocess_nodes")
+    return query_bundle.query_str
+
+
+def _ranked(nodes: list[NodeWithScore], scores: Any, stage: str, top_n: int | None) -> list[NodeWithScore]:
+    arr = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-arr, kind="stable")
+    if top_n is not None:
+        order = order[:top_n]
+    return [with_stage_score(nodes[int(i)], stage, float(arr[int(i)])) for i in order]
+
+
+class BGERerank(BaseNodePostprocessor):
+    """Cross-encoder rerank with a BGE reranker (``bge_core.Reranker``).
+
+    Returns new ``NodeWithScore`` objects, best first, scored by the reranker (raw logits, or
+    sigmoid probabilities with ``normalize=True``); the earlier score is kept in
+    ``node.metadata["bge_scores"]``.
+
+    Args:
+        model: hub id or folder of a reranker (default ``BAAI/bge-reranker-v2-m3``), loaded on
+            first use.
+        reranker: an already loaded ``bge_core.Reranker`` (or any object with ``score``).
+        top_n: keep the best ``top_n`` nodes (``None``: all).
+        normalize: sigmoid on the logits.
+        metadata_mode: which node text is scored (default: the embedding text).
+        device / dtype / max_length: options for loading ``model``.
+    """
+
+    model: str = Field(description="Reranker model name or path.")
+    top_n: int | None = Field(default=None, description="Number of nodes to keep (None: all).")
+    normalize: bool = Field(default=False, description="Apply a sigmoid to the scores.")
+    metadata_mode: MetadataMode = Field(default=MetadataMode.EMBED, description="Node text to score.")
+    _ref: EncoderRef = PrivateAttr()
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = "BAAI/bge-reranker-v2-m3",
+        *,
+        reranker: Any = None,
+        top_n: int | None = None,
+        normalize: bool = False,
+        metadata_mode: MetadataMode = MetadataMode.EMBED,
+        device: str | None = None,
+        dtype: str | None = None,
+        max_length: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        _check_top_n(top_n)
+        if reranker is not None and not callable(getattr(reranker, "score", None)):
+            raise TypeError(f"reranker must be a bge_core.Reranker (with .score), got {type(reranker).__name__}")
+        ref = EncoderRef(model, reranker, kind="rerank", device=device, dtype=dtype, max_length=max_length)
+        # Pydantic fields of this class; mypy sees only the base class's synthesized __init__.
+        super().__init__(model=ref.name, top_n=top_n, normalize=normalize, metadata_mode=metadata_mode, **kwargs)  # type: ignore[call-arg]
+        self._ref = ref
+
+    @classmethod
+    def class_name(cls) -> str:
+        """LlamaIndex serialisation name."""
+        return "BGERerank"
+
+    @property
+    def reranker(self) -> Any:
+        """The reranker (loads the model on first access when built from a name)."""
+        return self._ref.get()
+
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        query = _query_text(query_bundle)
+        if not nodes:
+            return []
+        texts = [n.node.get_content(metadata_mode=self.metadata_mode) for n in nodes]
+        scores = self.reranker.score([(query, t) for t in texts], normalize=self.normalize)
+        return _ranked(nodes, scores, "rerank", self.top_n)
+
+    async def _apostprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        return await asyncio.to_thread(self._postprocess_nodes, nodes, query_bundle)
+
+
+class BGEColBERTRerank(BaseNodePostprocessor):
+    """Rerank by BGE-M3 ColBERT late interaction (``bge_core.scoring.maxsim``).
+
+    Encodes the query and the node texts with ``colbert=True`` and orders nodes by MaxSim.
+
+    Args:
+        model: BGE-M3 hub id or folder (default ``BAAI/bge-m3``), loaded on first use.
+        encoder: a loaded ``BGEM3Encoder`` or a :class:`~llama_index_bge.BGEEmbedding` (shares
+            its model).
+        top_n: keep the best ``top_n`` nodes (``None``: all).
+        metadata_mode: which node text is scored (default: the embedding text).
+    """
+
+    model: str = Field(description="BGE-M3 model name or path.")
+    top_n: int | None = Field(default=None, description="Number of nodes to keep (None: all).")
+    metadata_mode: MetadataMode = Field(default=MetadataMode.EMBED, description="Node text to score.")
+    _ref: EncoderRef = PrivateAttr()
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = "BAAI/bge-m3",
+        *,
+        encoder: Any = None,
+        top_n: int | None = None,
+        metadata_mode: MetadataMode = MetadataMode.EMBED,
+        device: str | None = None,
+        dtype: str | None = None,
+        max_length: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        _check_top_n(top_n)
+        ref = resolve_m3_ref(encoder if encoder is not None else model, device=device, dtype=dtype, max_length=max_length)
+        super().__init__(model=ref.name, top_n=top_n, metadata_mode=metadata_mode, **kwargs)  # type: ignore[call-arg]
+        self._ref = ref
+
+    @classmethod
+    def class_name(cls) -> str:
+        """LlamaIndex serialisation name."""
+        return "BGEColBERTRerank"
+
+    @property
+    def encoder(self) -> Any:
+        """The BGE-M3 encoder (loads the model on first access when built from a name)."""
+        return self._ref.get()
+
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        query = _query_text(query_bundle)
+        if not nodes:
+            return []
+        enc = self.encoder
+        if not getattr(enc, "supports_colbert", False):
+            raise ValueError(
+                f"{self._ref.name} has no ColBERT output: use a BGE-M3 model loaded with colbert=True"
+            )
+        texts = [n.node.get_content(metadata_mode=self.metadata_mode) for n in nodes]
+        q = enc.encode_outputs([query], query=True, dense=False, sparse=False, colbert=True).colbert[0]
+        docs = enc.encode_outputs(texts, query=False, dense=False, sparse=False, colbert=True).colbert
+        return _ranked(nodes, [maxsim(q, d) for d in docs], "colbert", self.top_n)
+
+    async def _apostprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        return await asyncio.to_thread(self._postprocess_nodes, nodes, query_bundle)
