@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,6 +20,39 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["BGEM3Encoder", "M3Scores"]
+
+
+def _to_host(t: "torch.Tensor") -> "torch.Tensor":
+    """Start a device-to-host copy (pinned, asynchronous on CUDA); a no-op on CPU."""
+    if t.device.type == "cpu":
+        return t
+    return t.to("cpu", non_blocking=True)
+
+
+@dataclass
+class _Staged:
+    """Host-side tensors of a launched batch (valid after ``event`` completes)."""
+
+    batch_idx: list[int]
+    batch_ids: list[list[int]]
+    lengths: list[int]
+    dense: "torch.Tensor | None" = None
+    sparse: "torch.Tensor | None" = None
+    colbert: "torch.Tensor | None" = None
+    event: Any = None
+
+
+class _Collector:
+    """Output arrays filled batch by batch in input order."""
+
+    def __init__(self, n: int, dim: int, colbert_dim: int, *, dense: bool, sparse: bool, colbert: bool) -> None:
+        self.dense = np.zeros((n, dim), dtype=np.float32) if dense else None
+        self.sparse: list[SparseVector] = [SparseVector.empty()] * n if sparse else []
+        empty = np.zeros((0, colbert_dim), np.float32)
+        self.colbert: list[FloatArray] = [empty] * n if colbert else []
+
+    def output(self) -> M3Output:
+        return M3Output(dense=self.dense, sparse=self.sparse, colbert=self.colbert)
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +111,8 @@ class BGEM3Encoder:
         self._unused_ids = np.array(sorted(i for i in unused if i is not None), dtype=np.int64)
 
     def _load_head(self, name: str, hidden: int) -> "torch.nn.Linear":
+        """Load a head; it runs in float32 on fp32 models and in the model's dtype otherwise
+        (as FlagEmbedding with ``use_fp16``); normalisation always runs in float32."""
         import torch
 
         state = load_head_state_dict(self._runner.model_dir, name)
@@ -87,8 +123,7 @@ class BGEM3Encoder:
             )
         head = torch.nn.Linear(hidden, int(weight.shape[0]), bias="bias" in state)
         head.load_state_dict(state)
-        # Heads run in fp32 on the (cast) hidden states: they are tiny and keep outputs exact.
-        return head.to(self._runner.device).eval()
+        return head.to(device=self._runner.device, dtype=self._runner.dtype).eval()
 
     # -- properties ------------------------------------------------------------------------
     @property
@@ -216,34 +251,66 @@ class BGEM3Encoder:
     def _encode_ids(
         self, ids: list[list[int]], *, dense: bool, sparse: bool, colbert: bool
     ) -> M3Output:
+        n = len(ids)
+        result = _Collector(n, self.dim, self.colbert_dim, dense=dense, sparse=sparse, colbert=colbert)
+        # Software pipeline: batch i+1 is launched before batch i's outputs are unpacked on
+        # the host, so on a GPU the device-to-host copies and the numpy work overlap compute.
+        pending: _Staged | None = None
+        for batch_idx in self._runner.batches(ids):
+            staged = self._launch([ids[i] for i in batch_idx], batch_idx, dense, sparse, colbert)
+            if pending is not None:
+                self._unpack(pending, result)
+            pending = staged
+        if pending is not None:
+            self._unpack(pending, result)
+        return result.output()
+
+    def _launch(
+        self, batch_ids: list[list[int]], batch_idx: list[int], dense: bool, sparse: bool, colbert: bool
+    ) -> "_Staged":
         import torch
 
-        n = len(ids)
-        dense_out = np.zeros((n, self.dim), dtype=np.float32) if dense else None
-        sparse_out: list[SparseVector] = [SparseVector.empty()] * n if sparse else []
-        colbert_out: list[FloatArray] = [np.zeros((0, self.colbert_dim), np.float32)] * n if colbert else []
-        for batch_idx in self._runner.batches(ids):
-            batch_ids = [ids[i] for i in batch_idx]
-            inputs = self._runner.collate(batch_ids)
-            with torch.inference_mode():
-                hidden = self._runner.forward(inputs).last_hidden_state
-                if dense_out is not None:
-                    cls = torch.nn.functional.normalize(hidden[:, 0].float(), dim=-1)
-                    dense_out[batch_idx] = cls.cpu().numpy()
-                if sparse:
-                    assert self._sparse_head is not None
-                    weights = torch.relu(self._sparse_head(hidden.float())).squeeze(-1)
-                    w_np = weights.cpu().numpy()
-                    for row, i in enumerate(batch_idx):
-                        sparse_out[i] = self._lexical(batch_ids[row], w_np[row, : len(batch_ids[row])])
-                if colbert:
-                    assert self._colbert_head is not None
-                    vecs = self._colbert_head(hidden[:, 1:].float())
-                    vecs = vecs * inputs["attention_mask"][:, 1:, None].float()
-                    vecs = torch.nn.functional.normalize(vecs, dim=-1).cpu().numpy()
-                    for row, i in enumerate(batch_idx):
-                        colbert_out[i] = np.ascontiguousarray(vecs[row, : len(batch_ids[row]) - 1])
-        return M3Output(dense=dense_out, sparse=sparse_out, colbert=colbert_out)
+        runner = self._runner
+        inputs = runner.collate(batch_ids)
+        mask = inputs["attention_mask"]
+        lengths = [len(x) for x in batch_ids]
+        staged = _Staged(batch_idx=batch_idx, batch_ids=batch_ids, lengths=lengths)
+        with torch.inference_mode():
+            hidden = runner.forward(inputs).last_hidden_state
+            if dense:
+                staged.dense = _to_host(torch.nn.functional.normalize(hidden[:, 0].float(), dim=-1))
+            if sparse:
+                assert self._sparse_head is not None
+                head = self._sparse_head
+                weights = torch.relu(head(hidden.to(head.weight.dtype))).squeeze(-1).float()
+                staged.sparse = _to_host(weights)
+            if colbert:
+                assert self._colbert_head is not None
+                head = self._colbert_head
+                # Only the kept token vectors (all but CLS, no padding) leave the device, packed.
+                keep = mask[:, 1:].bool()
+                vecs = head(hidden[:, 1:][keep].to(head.weight.dtype)).float()
+                staged.colbert = _to_host(torch.nn.functional.normalize(vecs, dim=-1))
+            if runner.device.type == "cuda":
+                staged.event = torch.cuda.Event()
+                staged.event.record()
+        return staged
+
+    def _unpack(self, staged: "_Staged", result: "_Collector") -> None:
+        if staged.event is not None:
+            staged.event.synchronize()
+        idx = staged.batch_idx
+        if staged.dense is not None and result.dense is not None:
+            result.dense[idx] = staged.dense.numpy()
+        if staged.sparse is not None:
+            w_np = staged.sparse.numpy()
+            for row, i in enumerate(idx):
+                result.sparse[i] = self._lexical(staged.batch_ids[row], w_np[row, : staged.lengths[row]])
+        if staged.colbert is not None:
+            packed = staged.colbert.numpy()
+            bounds = np.cumsum([n - 1 for n in staged.lengths])[:-1]
+            for i, part in zip(idx, np.split(packed, bounds)):
+                result.colbert[i] = part
 
     def _lexical(self, ids: Sequence[int], weights: np.ndarray) -> SparseVector:
         """Drop special / zero-weight tokens, merge repeated ids by max (FlagEmbedding's rule)."""

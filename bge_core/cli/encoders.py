@@ -131,6 +131,7 @@ class CountingEncoder:
         out: M3Output = self.inner.encode_outputs(texts, query=query, dense=dense, sparse=sparse, colbert=colbert)
         if not query:
             self.documents_encoded += len(texts)
+            logger.info("encoded %d chunks (%d in this run)", len(texts), self.documents_encoded)
         return out
 
 

@@ -63,12 +63,27 @@ def dict_filter_expression(flt: Mapping[str, Any]) -> str:
     for key, want in flt.items():
         path = f"{TERMS_FIELD}[{quote(key)}]"
         values = want if isinstance(want, list) else [want]
-        terms = list(dict.fromkeys(t for t in (term(v) for v in values) if t is not None))
+        listed = isinstance(want, list)
+        terms = list(dict.fromkeys(t for v in values for t in _wanted_terms(v, listed)))
         if not terms:
             return "false"  # pragma: no cover - validate_filter_dict rejects such values
         ors = " or ".join(f"{path} == {quote(t)}" for t in terms)
         clauses.append(f"({ors})")
     return " and ".join(clauses)
+
+
+def _wanted_terms(value: Any, listed: bool) -> list[str]:
+    """Terms a filter value matches, exactly as the reference store compares: a bool filter
+    value also matches the equal number (``True`` matches ``1`` and ``1.0``); a single number
+    never matches a stored bool, but a number in a list does (Python ``in`` uses ``==``)."""
+    t = term(value)
+    if t is None:
+        return []
+    if isinstance(value, bool):
+        return [t, f"n:{int(value)}"]
+    if listed and isinstance(value, (int, float)) and value in (0, 1):
+        return [t, "b:true" if value == 1 else "b:false"]
+    return [t]
 
 
 def id_list_expression(field: str, ids: Iterable[str]) -> str:

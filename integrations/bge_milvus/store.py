@@ -323,6 +323,8 @@ class MilvusStore:
     def get(self, ids: Sequence[str]) -> list[Hit]:
         """Stored rows by id, in the order of ``ids`` (missing ids left out)."""
         found: dict[str, Hit] = {}
+        if not self.client.has_collection(self.collection_name, **self._kw()):
+            return []
         for chunk in _chunks(list(dict.fromkeys(ids)), _IDS_PER_CALL):
             res = self.client.query(
                 self.collection_name, filter=id_list_expression("id", chunk), output_fields=["id", "text", "metadata"],
@@ -335,6 +337,8 @@ class MilvusStore:
     def delete(self, ids: Sequence[str]) -> None:
         """Remove rows and their ColBERT token rows (missing ids are ignored)."""
         unique = list(dict.fromkeys(ids))
+        if not unique or not self.client.has_collection(self.collection_name, **self._kw()):
+            return
         has_tokens = self.client.has_collection(self.colbert_collection, **self._kw())
         for chunk in _chunks(unique, _IDS_PER_CALL):
             self.client.delete(self.collection_name, ids=chunk, **self._kw())
@@ -343,6 +347,8 @@ class MilvusStore:
 
     def count(self) -> int:
         """Number of rows in the main collection (exact, strong consistency)."""
+        if not self.client.has_collection(self.collection_name, **self._kw()):
+            return 0
         res = self.client.query(self.collection_name, filter="", output_fields=["count(*)"], **self._kw())
         return int(res[0]["count(*)"])
 
@@ -446,6 +452,18 @@ class MilvusStore:
         if max(P, limit) > MAX_TOPK:
             raise ValueError(f"Milvus returns at most {MAX_TOPK} hits per search; lower k / prefetch_limit")
         expr = self._filter(request.filter)
+        try:
+            return self._query(request, expr)
+        except Exception as exc:
+            if _is_missing_collection(exc):
+                raise StoreError(
+                    f"Milvus collection {self.collection_name!r} does not exist; add texts first "
+                    "(or call ensure_collection())"
+                ) from exc
+            raise
+
+    def _query(self, request: SearchRequest, expr: str) -> list[Hit]:
+        P, limit = request.prefetch_limit, request.limit
         if request.mode == "dense":
             return [_hit(h, {"dense": h["distance"]}) for h in self._search("dense", request.dense, limit, expr)]
         if request.mode == "sparse":
@@ -523,6 +541,11 @@ class MilvusStore:
             for key, by_pos in parts.items():
                 out[key] = np.asarray([by_pos[p] for p in sorted(by_pos)], dtype=np.float32)
         return out
+
+
+def _is_missing_collection(exc: BaseException) -> bool:
+    code = getattr(exc, "code", None)
+    return code == 100 or (code is not None and "does not exist" in str(getattr(exc, "message", "")))
 
 
 def _token_groups(counts: dict[str, int]) -> Iterator[list[str]]:

@@ -4,6 +4,8 @@ Values travel as typed JSON inside the filter object, never spliced into an expr
 string, so quotes, backslashes or expression syntax in a value cannot change the query.
 Keys become the payload path ``metadata."<key>"`` (quoted, so dots and brackets in a key are
 literal); a key holding a double quote cannot be expressed as a Qdrant path and is refused.
+One difference from ``InMemoryStore`` is Qdrant's: a metadata value that is a list matches
+when any of its elements equals the filter value.
 """
 
 from __future__ import annotations

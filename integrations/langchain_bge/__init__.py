@@ -32,13 +32,13 @@ if TYPE_CHECKING:
     from langchain_bge.sparse import BGEM3SparseBase
 
 __all__ = [
+    "BGEColBERTRerank",
     "BGEEmbeddings",
+    "BGEHybridRetriever",
+    "BGEM3MilvusSparseEmbeddings",
     "BGEM3SparseBase",
     "BGEM3SparseEmbeddings",
-    "BGEM3MilvusSparseEmbeddings",
     "BGERerank",
-    "BGEColBERTRerank",
-    "BGEHybridRetriever",
 ]
 
 _LAZY = {

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 __all__ = ["BGEEmbeddings"]
 
 
-def _check_texts(texts: object) -> list[str]:
+def check_texts(texts: object) -> list[str]:
+    """A list of str, or a TypeError that says how to fix the input."""
     if isinstance(texts, str):
         raise TypeError("texts must be a list of strings, got a single str; wrap it: [text] (or use embed_query)")
     if not isinstance(texts, Sequence):
@@ -30,7 +31,8 @@ def _check_texts(texts: object) -> list[str]:
     return out
 
 
-def _check_query(text: object) -> str:
+def check_query(text: object) -> str:
+    """A str query, or a TypeError."""
     if not isinstance(text, str):
         raise TypeError(f"the query must be a str, got {type(text).__name__}")
     return text
@@ -104,7 +106,7 @@ class BGEEmbeddings(Embeddings):
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (no instruction): one ``dim``-sized list of floats per text."""
-        items = _check_texts(texts)
+        items = check_texts(texts)
         if not items:
             return []
         vectors: list[list[float]] = dense_vectors(self.encoder_holder, items, query=False).tolist()
@@ -112,7 +114,7 @@ class BGEEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         """Embed a query (with the v1.5 instruction where the model has one; none for M3)."""
-        vector: list[float] = dense_vectors(self.encoder_holder, [_check_query(text)], query=True)[0].tolist()
+        vector: list[float] = dense_vectors(self.encoder_holder, [check_query(text)], query=True)[0].tolist()
         return vector
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 from bge_core.errors import MissingDependencyError
-
 from langchain_bge.sparse import BGEM3SparseBase
 
 try:

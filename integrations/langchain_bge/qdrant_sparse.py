@@ -6,7 +6,6 @@ import asyncio
 
 from bge_core.errors import MissingDependencyError
 from bge_core.types import SparseVector as CoreSparseVector
-
 from langchain_bge.sparse import BGEM3SparseBase
 
 try:

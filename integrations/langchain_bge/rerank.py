@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from langchain_bge.lazy_models import LazyEncoder, LazyReranker, encoder_holder
 
-__all__ = ["BGERerank", "BGEColBERTRerank", "SCORE_KEY"]
+__all__ = ["SCORE_KEY", "BGEColBERTRerank", "BGERerank"]
 
 #: Metadata key of the final relevance score (the LangChain convention, as in CohereRerank).
 SCORE_KEY = "relevance_score"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from langchain_bge.embeddings import _check_query, _check_texts
+from langchain_bge.embeddings import check_query, check_texts
 from langchain_bge.lazy_models import LazyEncoder, encoder_holder
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class BGEM3SparseBase:
 
     def encode_sparse(self, texts: list[str], *, query: bool) -> list[SparseVector]:
         """Lexical weights of ``texts`` as ``bge_core.SparseVector`` (one pass with dense)."""
-        items = _check_texts(texts)
+        items = check_texts(texts)
         if not items:
             return []
         from bge_core.cache import shared_cache
@@ -85,7 +85,7 @@ class BGEM3SparseBase:
 
     def encode_sparse_query(self, text: str) -> SparseVector:
         """Lexical weights of one query."""
-        return self.encode_sparse([_check_query(text)], query=True)[0]
+        return self.encode_sparse([check_query(text)], query=True)[0]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.encoder_holder!r})"

@@ -51,14 +51,15 @@ class BGERerank(BaseNodePostprocessor):
         reranker: an already loaded ``bge_core.Reranker`` (or any object with ``score``).
         top_n: keep the best ``top_n`` nodes (``None``: all).
         normalize: sigmoid on the logits.
-        metadata_mode: which node text is scored (default: the embedding text).
+        metadata_mode: which node text is scored (default ``NONE``: the plain text, as the
+            index-level rerank of ``bge_core`` scores it; ``EMBED`` adds embedded metadata).
         device / dtype / max_length: options for loading ``model``.
     """
 
     model: str = Field(description="Reranker model name or path.")
     top_n: int | None = Field(default=None, description="Number of nodes to keep (None: all).")
     normalize: bool = Field(default=False, description="Apply a sigmoid to the scores.")
-    metadata_mode: MetadataMode = Field(default=MetadataMode.EMBED, description="Node text to score.")
+    metadata_mode: MetadataMode = Field(default=MetadataMode.NONE, description="Node text to score (NONE: plain text).")
     _ref: EncoderRef = PrivateAttr()
 
     def __init__(
@@ -68,7 +69,7 @@ class BGERerank(BaseNodePostprocessor):
         reranker: Any = None,
         top_n: int | None = None,
         normalize: bool = False,
-        metadata_mode: MetadataMode = MetadataMode.EMBED,
+        metadata_mode: MetadataMode = MetadataMode.NONE,
         device: str | None = None,
         dtype: str | None = None,
         max_length: int | None = None,
@@ -118,12 +119,13 @@ class BGEColBERTRerank(BaseNodePostprocessor):
         encoder: a loaded ``BGEM3Encoder`` or a :class:`~llama_index_bge.BGEEmbedding` (shares
             its model).
         top_n: keep the best ``top_n`` nodes (``None``: all).
-        metadata_mode: which node text is scored (default: the embedding text).
+        metadata_mode: which node text is scored (default ``NONE``: the plain text, as the
+            index-level rerank of ``bge_core`` scores it; ``EMBED`` adds embedded metadata).
     """
 
     model: str = Field(description="BGE-M3 model name or path.")
     top_n: int | None = Field(default=None, description="Number of nodes to keep (None: all).")
-    metadata_mode: MetadataMode = Field(default=MetadataMode.EMBED, description="Node text to score.")
+    metadata_mode: MetadataMode = Field(default=MetadataMode.NONE, description="Node text to score (NONE: plain text).")
     _ref: EncoderRef = PrivateAttr()
 
     def __init__(
@@ -132,7 +134,7 @@ class BGEColBERTRerank(BaseNodePostprocessor):
         *,
         encoder: Any = None,
         top_n: int | None = None,
-        metadata_mode: MetadataMode = MetadataMode.EMBED,
+        metadata_mode: MetadataMode = MetadataMode.NONE,
         device: str | None = None,
         dtype: str | None = None,
         max_length: int | None = None,

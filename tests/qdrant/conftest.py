@@ -3,36 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from qdrant_helpers import QD_CORPUS
 
 pytest.importorskip("qdrant_client")
-
-# Texts made of TINY_WORDS, with metadata to filter on (group g, topic, a float score).
-QD_CORPUS: list[tuple[str, dict[str, Any]]] = [
-    ("the cat is on the mat", {"topic": "animal", "g": 0, "x": 0.5}),
-    ("the dog is in the water", {"topic": "animal", "g": 1, "x": 1.0}),
-    ("cancer cells grow in the liver", {"topic": "bio", "g": 2, "x": 1.5}),
-    ("blood cells and the immune response", {"topic": "bio", "g": 0, "x": 2.0}),
-    ("a new drug treatment for heart disease", {"topic": "bio", "g": 1, "x": 2.5}),
-    ("dense sparse hybrid retrieval with colbert rerank", {"topic": "search", "g": 2, "x": 3.0}),
-    ("the sun and the moon and the star", {"topic": "sky", "g": 0, "x": 3.5}),
-    ("music art and book paper", {"topic": "art", "g": 1, "x": 4.0}),
-    ("mice study of gene protein levels", {"topic": "bio", "g": 2, "x": 4.5}),
-    ("patients in the trial had lower risk", {"topic": "bio", "g": 0, "x": 5.0}),
-    ("cancer risk in mice and humans", {"topic": "bio", "g": 1, "x": 5.5}),
-    ("the river and the mountain in the cold night", {"topic": "sky", "g": 2, "x": 6.0}),
-]
-
-QUERIES = [
-    "cancer cells in the blood",
-    "the dog in the water",
-    "music and art book",
-    "gene protein study in mice",
-    "zzz qqq",  # no known word: an empty sparse query
-]
 
 
 @pytest.fixture
@@ -79,22 +55,3 @@ def reference(m3: Any, qd_corpus: list[tuple[str, dict[str, Any]]]) -> Any:
     index = VectorIndex(InMemoryStore(), m3)
     index.add_texts([t for t, _ in qd_corpus], [m for _, m in qd_corpus])
     return index
-
-
-def assert_same_hits(expected: list[Any], got: list[Any], stage: str, tol: float = 1e-5) -> None:
-    """Same length, scores within ``tol`` position by position, same ids except inside
-    groups of tied scores, and ``got[i].scores[stage] == got[i].score``."""
-    assert len(got) == len(expected), ([h.id for h in expected], [h.id for h in got])
-    by_id = {h.id: h for h in expected}
-    for i, (e, g) in enumerate(zip(expected, got)):
-        assert abs(e.score - g.score) <= tol, (i, e.score, g.score)
-        if e.id != g.id:
-            tied = {h.id for h in expected if abs(h.score - e.score) <= tol}
-            assert g.id in tied, (i, e.id, g.id)
-        assert g.scores[stage] == pytest.approx(g.score)
-        assert g.text == by_id[g.id].text
-        assert g.metadata == by_id[g.id].metadata
-
-
-def local_path(tmp_path: Path, name: str = "qdrant") -> str:
-    return str(tmp_path / name)

@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from langchain_bge import BGEEmbeddings
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
-
-from langchain_bge import BGEEmbeddings
 
 EN = "Represent this sentence for searching relevant passages: "
 
@@ -95,9 +94,9 @@ def test_dense_folder_by_name_uses_given_instruction(tiny_dense_path: Path) -> N
 
 
 def test_known_v15_name_gets_english_instruction() -> None:
-    from bge_core.models import model_info
-
     from langchain_bge.lazy_models import resolve_kind
+
+    from bge_core.models import model_info
 
     assert resolve_kind("BAAI/bge-small-en-v1.5", "auto") == "dense"
     assert resolve_kind("BAAI/bge-m3", "auto") == "m3"
@@ -125,7 +124,7 @@ def test_import_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'torch imported'\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
 

@@ -35,7 +35,6 @@ def li_settings(m3: Any) -> Iterator[None]:
     """Set LlamaIndex's global LLM and embed model so nothing falls back to OpenAI."""
     from llama_index.core import Settings
     from llama_index.core.llms import MockLLM
-
     from llama_index_bge import BGEEmbedding
 
     Settings.llm = MockLLM(max_tokens=8)

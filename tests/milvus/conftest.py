@@ -1,0 +1,35 @@
+"""Milvus Lite fixtures: each test gets its own database file in a temp dir."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("pymilvus")
+pytest.importorskip("milvus_lite")
+
+from milvus_helpers import metadatas_for, release
+
+
+@pytest.fixture
+def milvus_db(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "milvus.db"
+    yield path
+    release(path)
+
+
+@pytest.fixture
+def client(milvus_db: Path) -> Iterator[Any]:
+    from pymilvus import MilvusClient
+
+    c = MilvusClient(str(milvus_db))
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def metadatas(corpus: list[str]) -> list[dict[str, Any]]:
+    return metadatas_for(corpus)
