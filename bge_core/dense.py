@@ -40,7 +40,7 @@ class DenseEncoder:
         device: str = "auto",
         dtype: str = "auto",
         max_length: int | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         max_batch_tokens: int | None = None,
         pooling: Literal["cls", "mean"] | None = None,
         normalize: bool | None = None,

@@ -70,7 +70,7 @@ class TransformerRunner:
         device: str,
         dtype: str,
         max_length: int | None,
-        batch_size: int,
+        batch_size: int | None,
         max_batch_tokens: int | None,
         model_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -78,7 +78,7 @@ class TransformerRunner:
         import transformers
         from tokenizers import Tokenizer
 
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model_dir: Path = resolve_model_dir(model)
         self.device = resolve_device(device)
@@ -106,7 +106,8 @@ class TransformerRunner:
         tok_max = int(getattr(self.hf_tokenizer, "model_max_length", model_max) or model_max)
         limit = min(model_max, tok_max) if tok_max < 10**9 else model_max
         self.max_length = min(max_length, limit) if max_length else limit
-        self.batch_size = batch_size
+        # Defaults: CPU batches stay small (cache-friendly); GPUs want many tokens per launch.
+        self.batch_size = batch_size or (64 if self.device.type == "cpu" else 256)
         if max_batch_tokens is None:
             max_batch_tokens = 16384 if self.device.type == "cpu" else 262144
         self.max_batch_tokens = max(max_batch_tokens, self.max_length)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from dataclasses import dataclass
 import logging
 import os
@@ -22,11 +23,32 @@ if TYPE_CHECKING:
 __all__ = ["BGEM3Encoder", "M3Scores"]
 
 
-def _to_host(t: "torch.Tensor") -> "torch.Tensor":
-    """Start a device-to-host copy (pinned, asynchronous on CUDA); a no-op on CPU."""
-    if t.device.type == "cpu":
-        return t
-    return t.to("cpu", non_blocking=True)
+class _PinnedSlots:
+    """Reusable page-locked host buffers for asynchronous device-to-host copies.
+
+    Allocating pinned memory is slow (it dominated GPU encode time when done per batch), so
+    each (slot, output) keeps a buffer that only grows. Two slots alternate: batch i is being
+    unpacked from one while batch i+1 is copied into the other.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple[int, str], "torch.Tensor"] = {}
+        self._lock = threading.Lock()
+
+    def copy(self, t: "torch.Tensor", slot: int, name: str) -> "torch.Tensor":
+        """Start copying ``t`` to the host; returns a view valid until the slot is reused."""
+        import torch
+
+        if t.device.type == "cpu":
+            return t
+        nbytes = t.numel() * t.element_size()
+        with self._lock:
+            buf = self._buffers.get((slot, name))
+            if buf is None or buf.numel() < nbytes:
+                buf = torch.empty(max(nbytes, 1 << 20), dtype=torch.uint8, pin_memory=True)
+                self._buffers[(slot, name)] = buf
+        host = buf[:nbytes].view(t.dtype).view(t.shape)
+        return host.copy_(t, non_blocking=True)
 
 
 @dataclass
@@ -40,6 +62,7 @@ class _Staged:
     sparse: "torch.Tensor | None" = None
     colbert: "torch.Tensor | None" = None
     event: Any = None
+    pinned: bool = False
 
 
 class _Collector:
@@ -69,7 +92,7 @@ class BGEM3Encoder:
         dtype: ``"auto"`` (bf16 on CPUs with AMX/AVX512-BF16 and on CUDA, fp32 on other CPUs),
             ``"float32"``, ``"bfloat16"``, ``"float16"``.
         max_length: token cap per text (longer texts are truncated with a logged warning).
-        batch_size: most texts per forward pass.
+        batch_size: most texts per forward pass (default 64 on CPU, 256 on GPU).
         max_batch_tokens: most padded tokens per forward pass (bounds memory).
         sparse / colbert: set to ``False`` to load a checkpoint without that head; the
             output can then not be requested.
@@ -82,7 +105,7 @@ class BGEM3Encoder:
         device: str = "auto",
         dtype: str = "auto",
         max_length: int = 8192,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         max_batch_tokens: int | None = None,
         sparse: bool = True,
         colbert: bool = True,
@@ -107,6 +130,8 @@ class BGEM3Encoder:
         if sparse:
             self._sparse_head = self._load_head("sparse_linear", hidden)
         tok = self._runner.hf_tokenizer
+        self._slots_lock = threading.Lock()
+        self._free_slots: list[_PinnedSlots] = []
         unused = {tok.cls_token_id, tok.eos_token_id, tok.pad_token_id, tok.unk_token_id}
         self._unused_ids = np.array(sorted(i for i in unused if i is not None), dtype=np.int64)
 
@@ -256,47 +281,70 @@ class BGEM3Encoder:
         # Software pipeline: batch i+1 is launched before batch i's outputs are unpacked on
         # the host, so on a GPU the device-to-host copies and the numpy work overlap compute.
         pending: _Staged | None = None
-        for batch_idx in self._runner.batches(ids):
-            staged = self._launch([ids[i] for i in batch_idx], batch_idx, dense, sparse, colbert)
+        with self._slots_lock:
+            # Concurrent callers each get their own buffers (rare; the forward lock serialises them anyway).
+            slots = self._free_slots.pop() if self._free_slots else _PinnedSlots()
+        try:
+            for step, batch_idx in enumerate(self._runner.batches(ids)):
+                staged = self._launch([ids[i] for i in batch_idx], batch_idx, dense, sparse, colbert, slots, step % 2)
+                if pending is not None:
+                    self._unpack(pending, result)
+                pending = staged
             if pending is not None:
                 self._unpack(pending, result)
-            pending = staged
-        if pending is not None:
-            self._unpack(pending, result)
+        finally:
+            with self._slots_lock:
+                self._free_slots.append(slots)
         return result.output()
 
     def _launch(
-        self, batch_ids: list[list[int]], batch_idx: list[int], dense: bool, sparse: bool, colbert: bool
+        self,
+        batch_ids: list[list[int]],
+        batch_idx: list[int],
+        dense: bool,
+        sparse: bool,
+        colbert: bool,
+        slots: _PinnedSlots,
+        slot: int,
     ) -> "_Staged":
         import torch
 
         runner = self._runner
         inputs = runner.collate(batch_ids)
-        mask = inputs["attention_mask"]
         lengths = [len(x) for x in batch_ids]
-        staged = _Staged(batch_idx=batch_idx, batch_ids=batch_ids, lengths=lengths)
+        staged = _Staged(batch_idx=batch_idx, batch_ids=batch_ids, lengths=lengths, pinned=runner.device.type == "cuda")
         with torch.inference_mode():
             hidden = runner.forward(inputs).last_hidden_state
             if dense:
-                staged.dense = _to_host(torch.nn.functional.normalize(hidden[:, 0].float(), dim=-1))
+                staged.dense = slots.copy(torch.nn.functional.normalize(hidden[:, 0].float(), dim=-1), slot, "dense")
             if sparse:
                 assert self._sparse_head is not None
                 head = self._sparse_head
                 weights = torch.relu(head(hidden.to(head.weight.dtype))).squeeze(-1).float()
-                staged.sparse = _to_host(weights)
+                staged.sparse = slots.copy(weights, slot, "sparse")
             if colbert:
                 assert self._colbert_head is not None
                 head = self._colbert_head
-                # Only the kept token vectors (all but CLS, no padding) leave the device, packed.
-                keep = mask[:, 1:].bool()
-                vecs = head(hidden[:, 1:][keep].to(head.weight.dtype)).float()
-                staged.colbert = _to_host(torch.nn.functional.normalize(vecs, dim=-1))
+                # Only the kept token vectors (all but CLS, no padding) are projected and leave
+                # the device, packed; the gather index is built on the host (no device sync).
+                width = hidden.shape[1]
+                rows = np.concatenate([r * width + np.arange(1, n) for r, n in enumerate(lengths)])
+                gather = torch.from_numpy(rows).to(runner.device, non_blocking=True)
+                tokens = hidden.reshape(-1, hidden.shape[-1]).index_select(0, gather)
+                vecs = torch.nn.functional.normalize(head(tokens.to(head.weight.dtype)).float(), dim=-1)
+                if runner.device.type != "cpu" and runner.dtype != torch.float32:
+                    # Unit vectors cross the bus as fp16 (half the bytes, ~5e-4 error, below the
+                    # half-precision model's own); the host widens them to float32.
+                    vecs = vecs.half()
+                staged.colbert = slots.copy(vecs, slot, "colbert")
             if runner.device.type == "cuda":
-                staged.event = torch.cuda.Event()
+                staged.event = torch.cuda.Event()  # type: ignore[no-untyped-call]
                 staged.event.record()
         return staged
 
     def _unpack(self, staged: "_Staged", result: "_Collector") -> None:
+        import torch
+
         if staged.event is not None:
             staged.event.synchronize()
         idx = staged.batch_idx
@@ -307,7 +355,12 @@ class BGEM3Encoder:
             for row, i in enumerate(idx):
                 result.sparse[i] = self._lexical(staged.batch_ids[row], w_np[row, : staged.lengths[row]])
         if staged.colbert is not None:
-            packed = staged.colbert.numpy()
+            host = staged.colbert
+            if staged.pinned:
+                # The pinned buffer is reused two batches later: copy out (torch's CPU kernels
+                # are multi-threaded, numpy's copy is not), widening fp16 to float32 on the way.
+                host = host.float() if host.dtype != torch.float32 else host.clone()
+            packed = host.numpy()
             bounds = np.cumsum([n - 1 for n in staged.lengths])[:-1]
             for i, part in zip(idx, np.split(packed, bounds)):
                 result.colbert[i] = part

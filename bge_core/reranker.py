@@ -32,7 +32,7 @@ class Reranker:
         dtype: str = "auto",
         max_length: int = 512,
         query_max_length: int | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         max_batch_tokens: int | None = None,
     ) -> None:
         self.model_name = os.fspath(model)

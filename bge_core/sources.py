@@ -27,18 +27,18 @@ from typing import Any, Protocol
 from bge_core.errors import BGEError
 
 __all__ = [
-    "SUPPORTED_SUFFIXES",
     "RESERVED_METADATA",
+    "SUPPORTED_SUFFIXES",
+    "Chunk",
+    "SourceDocument",
     "SourceError",
     "SourceFile",
-    "SourceDocument",
     "SourceReport",
-    "Chunk",
-    "find_source_files",
-    "read_documents",
-    "chunk_text",
-    "iter_chunks",
     "TokenizerLike",
+    "chunk_text",
+    "find_source_files",
+    "iter_chunks",
+    "read_documents",
 ]
 
 logger = logging.getLogger(__name__)

@@ -24,27 +24,34 @@ from bge_core.cli.encoders import (
     check_settings,
     load_encoder,
     make_settings,
+    model_kind,
     same_model,
 )
 from bge_core.cli.stores import open_store
 from bge_core.errors import BGEError, IndexSettingsMismatchError
 from bge_core.evaluation import evaluate_run, load_beir
-from bge_core.index import MODES, Document, SearchRequest, VectorIndex
+from bge_core.index import MODES, Document, Mode, SearchRequest, VectorIndex
+from bge_core.loading import resolve_model_dir
 from bge_core.models import KNOWN_MODELS
 from bge_core.scoring import DEFAULT_RRF_K
-from bge_core.sources import SourceReport, find_source_files, iter_chunks, read_documents
+from bge_core.sources import (
+    SourceReport,
+    find_source_files,
+    iter_chunks,
+    read_documents,
+)
 from bge_core.types import Hit
 
 __all__ = [
-    "EXIT_OK",
-    "EXIT_ERROR",
-    "EXIT_SKIPPED_INPUT",
-    "EXIT_INTERRUPTED",
     "DEFAULT_COLLECTION",
-    "cmd_index",
-    "cmd_search",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_SKIPPED_INPUT",
     "cmd_eval",
+    "cmd_index",
     "cmd_models",
+    "cmd_search",
     "parse_filters",
 ]
 
@@ -103,6 +110,10 @@ def _open_session(
     """Open the store, reconcile the options with the recorded settings, load the model."""
     uri: str = args.store
     where = _where(uri, collection)
+    if args.model:
+        # A model that cannot load fails before the store is opened (no folder or file left behind).
+        model_kind(args.model)
+        resolve_model_dir(args.model)
     probe = open_store(uri, collection=collection, show_progress=args.progress)
     try:
         recorded = probe.read_settings()
@@ -330,7 +341,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         fixed_max_tokens=False,
     )
     try:
-        mode = args.mode or ("hybrid" if session.index.sparse else "dense")
+        mode: Mode = args.mode or ("hybrid" if session.index.sparse else "dense")
         _check_modes(session, [mode], str(session.settings["model"]))
         reranker = None
         if args.rerank:

@@ -16,14 +16,14 @@ from bge_core.types import M3Output
 __all__ = [
     "DEFAULT_MODEL",
     "HEAD_FILES",
-    "Kind",
     "CountingEncoder",
-    "model_kind",
+    "Kind",
+    "check_settings",
     "load_encoder",
+    "make_settings",
+    "model_kind",
     "normalize_model_name",
     "same_model",
-    "make_settings",
-    "check_settings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -87,12 +87,8 @@ class CountingEncoder:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+        self.model_name: str = str(inner.model_name)
         self.documents_encoded = 0
-
-    @property
-    def model_name(self) -> str:
-        """The wrapped encoder's model name."""
-        return str(self.inner.model_name)
 
     @property
     def dim(self) -> int:

@@ -28,7 +28,7 @@ from bge_core.cli.encoders import DEFAULT_MODEL
 from bge_core.cli.stores import DEFAULT_STORE
 from bge_core.errors import BGEError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 _LOGGERS = ("bge_core", "bge_qdrant", "bge_milvus")
 _handler: logging.Handler | None = None

@@ -17,7 +17,7 @@ from bge_core.errors import BGEError, MissingDependencyError, StoreError
 from bge_core.index import VectorIndex
 from bge_core.types import M3Output
 
-__all__ = ["DEFAULT_STORE", "ENTRY_POINT_GROUP", "StoreUriError", "store_scheme", "available_schemes", "open_store"]
+__all__ = ["DEFAULT_STORE", "ENTRY_POINT_GROUP", "StoreUriError", "available_schemes", "open_store", "store_scheme"]
 
 #: Where ``bge`` keeps its index unless ``--store`` says otherwise.
 DEFAULT_STORE = "qdrant:./bge-index"

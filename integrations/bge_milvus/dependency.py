@@ -15,4 +15,5 @@ def require_pymilvus() -> ModuleType:
         import pymilvus
     except ImportError as exc:
         raise MissingDependencyError("pymilvus", "milvus", "the Milvus store") from exc
-    return pymilvus
+    module: ModuleType = pymilvus
+    return module

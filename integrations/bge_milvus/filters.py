@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["TERMS_FIELD", "quote", "filter_terms", "term", "dict_filter_expression", "id_list_expression"]
+__all__ = ["TERMS_FIELD", "dict_filter_expression", "filter_terms", "id_list_expression", "quote", "term"]
 
 #: JSON field holding the typed filter terms of a row.
 TERMS_FIELD = "filter_terms"

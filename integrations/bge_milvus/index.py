@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from bge_core.index import IndexEncoder, RetryPolicy, VectorIndex
-
 from bge_milvus.store import MilvusStore
 
 __all__ = ["MilvusIndex"]

@@ -17,11 +17,10 @@ from typing import Any
 
 from bge_core.errors import StoreError
 from bge_core.index import IndexEncoder
-
 from bge_milvus.dependency import require_pymilvus
 from bge_milvus.index import MilvusIndex
 
-__all__ = ["open_index", "CONNECT_TIMEOUT", "TOKEN_ENV"]
+__all__ = ["CONNECT_TIMEOUT", "TOKEN_ENV", "open_index"]
 
 logger = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from bge_qdrant.layout import (
     SETTINGS_KEY,
     QdrantLayout,
     check_collection,
+    check_settings_kept,
     create_kwargs,
 )
 from bge_qdrant.points import HASH_KEY, PointBuilder, hits_in_order, point_ids
@@ -75,6 +76,8 @@ class AsyncQdrantStore:
         if not await self.client.collection_exists(self.collection_name):
             raise StoreError(f"Qdrant collection {self.collection_name!r} does not exist; call ensure_collection() first")
         await self.client.update_collection(self.collection_name, metadata={SETTINGS_KEY: dict(settings)})
+        info = await self.client.get_collection(self.collection_name)
+        check_settings_kept(self.collection_name, settings, (info.config.metadata or {}).get(SETTINGS_KEY))
 
     async def upsert(self, records: Sequence[Record]) -> None:
         """Insert or replace points."""

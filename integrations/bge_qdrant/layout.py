@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bge_core.errors import CollectionMismatchError
+from bge_core.errors import CollectionMismatchError, StoreError
 from bge_core.index import CollectionSpec
 from bge_qdrant.dependency import models
 
@@ -145,4 +145,13 @@ def check_collection(name: str, info: Any, spec: CollectionSpec, layout: QdrantL
         raise CollectionMismatchError(
             f"Qdrant collection {name!r} does not fit this index: {'; '.join(problems)}. "
             "Use another collection name, or delete the collection and index again"
+        )
+
+
+def check_settings_kept(name: str, settings: Mapping[str, Any], stored: Any) -> None:
+    """Refuse silently dropped settings: servers without collection metadata ignore it."""
+    if stored != dict(settings):
+        raise StoreError(
+            f"Qdrant did not keep the settings of collection {name!r} in its metadata; this server "
+            "version lacks collection metadata: upgrade the Qdrant server"
         )

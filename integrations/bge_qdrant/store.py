@@ -16,6 +16,7 @@ from bge_qdrant.layout import (
     SETTINGS_KEY,
     QdrantLayout,
     check_collection,
+    check_settings_kept,
     create_kwargs,
 )
 from bge_qdrant.points import HASH_KEY, PointBuilder, hits_in_order, point_ids
@@ -110,6 +111,8 @@ class QdrantStore:
                     f"Qdrant collection {self.collection_name!r} does not exist; call ensure_collection() first"
                 )
             self.client.update_collection(self.collection_name, metadata={SETTINGS_KEY: dict(settings)})
+            stored = (self.client.get_collection(self.collection_name).config.metadata or {}).get(SETTINGS_KEY)
+        check_settings_kept(self.collection_name, settings, stored)
 
     # -- rows ------------------------------------------------------------------------------
     def upsert(self, records: Sequence[Record]) -> None:

@@ -69,14 +69,11 @@ def write_beir(root: Path, corpus: dict[str, tuple[str, str]], queries: dict[str
     """Write a BEIR-format folder."""
     (root / "qrels").mkdir(parents=True, exist_ok=True)
     with open(root / "corpus.jsonl", "w", encoding="utf-8") as fh:
-        for doc_id, (title, text) in corpus.items():
-            fh.write(json.dumps({"_id": doc_id, "title": title, "text": text, "metadata": {}}) + "\n")
+        fh.writelines(json.dumps({"_id": doc_id, "title": title, "text": text, "metadata": {}}) + "\n" for doc_id, (title, text) in corpus.items())
     with open(root / "queries.jsonl", "w", encoding="utf-8") as fh:
-        for qid, text in queries.items():
-            fh.write(json.dumps({"_id": qid, "text": text, "metadata": {}}) + "\n")
+        fh.writelines(json.dumps({"_id": qid, "text": text, "metadata": {}}) + "\n" for qid, text in queries.items())
     with open(root / "qrels" / "test.tsv", "w", encoding="utf-8") as fh:
         fh.write("query-id\tcorpus-id\tscore\n")
         for qid, rel in qrels.items():
-            for doc_id, grade in rel.items():
-                fh.write(f"{qid}\t{doc_id}\t{grade}\n")
+            fh.writelines(f"{qid}\t{doc_id}\t{grade}\n" for doc_id, grade in rel.items())
     return root

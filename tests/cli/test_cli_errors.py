@@ -105,3 +105,9 @@ def test_locked_embedded_store(kind: str, bge: Runner, tmp_path: Path) -> None:
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(timeout=60)
+
+
+def test_missing_model_fails_before_the_store_is_created(bge: Runner, docs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    one_error(bge("index", docs_dir, "--store", f"milvus:{tmp_path / 'm.db'}", "--model", "BAAI/bge-m3"), "HF_HUB_OFFLINE")
+    assert not (tmp_path / "m.db").exists()

@@ -62,7 +62,7 @@ def test_eval_known_scores_and_equal_to_own_search(bge: Runner, tiny_beir: Path,
 def test_eval_dense_only_model_refuses_sparse_modes(bge: Runner, tiny_beir: Path, minilm_path: Path, tmp_path: Path) -> None:
     res = bge("eval", tiny_beir, "--store", f"qdrant:{tmp_path / 'q'}", "--model", minilm_path)
     assert res.code == 1 and "dense-only" in res.err and "Traceback" not in res.err
-    assert bge("eval", tiny_beir, "--modes", "dense,bogus").code == 1
+    assert bge("eval", tiny_beir, "--store", f"qdrant:{tmp_path / 'q2'}", "--modes", "dense,bogus").code == 1
 
 
 @pytest.mark.slow

@@ -42,8 +42,7 @@ def test_kill_and_resume_equals_uninterrupted_run(bge: Runner, tmp_path: Path, t
     src = tmp_path / "src"
     src.mkdir()
     with open(src / "docs.jsonl", "w", encoding="utf-8") as fh:
-        for i in range(N_DOCS):
-            fh.write(json.dumps({"_id": f"doc{i}", "text": words(rng, 60)}) + "\n")
+        fh.writelines(json.dumps({"_id": f"doc{i}", "text": words(rng, 60)}) + "\n" for i in range(N_DOCS))
     common = ["index", str(src), "--model", str(tiny_m3_path), "--batch-size", "4", "--no-progress"]
 
     reference = tmp_path / "reference"

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any
 
 import pytest
+from bge_milvus import MilvusIndex, MilvusStore
 
 from bge_core.errors import StoreError, TransientStoreError
 from bge_core.index import RetryPolicy, VectorIndex
 from bge_core.reference import InMemoryStore
 from bge_core.testing import TINY_WORDS
-from bge_milvus import MilvusIndex, MilvusStore
 
 FAST = RetryPolicy(attempts=3, initial_delay=0.01)
 
@@ -133,7 +134,7 @@ def test_concurrent_search_and_ingest(client: Any, m3: Any, corpus: list[str]) -
             while not stop.is_set() or i < 3:
                 hits = index.search("the cat in the water", 5, mode=modes[(n + i) % 4])  # type: ignore[arg-type]
                 assert len(hits) <= 5 and all(isinstance(h.id, str) and isinstance(h.text, str) for h in hits)
-                assert all(a.score >= b.score - 1e-9 for a, b in zip(hits, hits[1:]))
+                assert all(a.score >= b.score - 1e-9 for a, b in itertools.pairwise(hits))
                 i += 1
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)

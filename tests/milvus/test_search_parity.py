@@ -7,15 +7,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from bge_milvus import MilvusIndex, MilvusStore
+from bge_milvus.store import PLACEHOLDER_TOKEN
+from milvus_helpers import CORPUS, metadatas_for, release
 
 from bge_core.index import CollectionSpec, Record, SearchRequest, VectorIndex, make_id
 from bge_core.reference import InMemoryStore
 from bge_core.scoring import lexical_score, rrf_fusion
 from bge_core.types import Hit, SparseVector
-from bge_milvus import MilvusIndex, MilvusStore
-from bge_milvus.store import PLACEHOLDER_TOKEN
-
-from milvus_helpers import CORPUS, metadatas_for, release
 
 QUERIES = ["the cat on the mat", "cancer cells in the liver", "dense sparse retrieval", "heart disease drug", "zzz"]
 SETTINGS = [
@@ -129,7 +128,7 @@ def test_sparse_ip_equals_lexical_score(client: Any) -> None:
 def test_empty_sparse_rows_are_stored_and_found_by_dense(
     indexes: tuple[MilvusIndex, VectorIndex], corpus: list[str], m3: Any
 ) -> None:
-    idx, ref = indexes
+    idx, _ = indexes
     assert idx.count() == len(corpus)
     lexical = m3.encode_outputs(corpus, query=False, dense=False, sparse=True, colbert=False).sparse
     empty_texts = [t for t, sv in zip(corpus, lexical) if len(sv) == 0]

@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from bge_core.errors import StoreError
 from bge_milvus import MilvusIndex
 from bge_milvus.store_uri import open_index
-
 from milvus_helpers import release
+
+from bge_core.errors import StoreError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bge_qdrant import COLBERT_MAX_FLOATS, QdrantIndex, QdrantLayout
 from qdrant_client import QdrantClient, models
 
 from bge_core.errors import CollectionMismatchError, StoreError
-from bge_qdrant import COLBERT_MAX_FLOATS, QdrantIndex, QdrantLayout
 
 
 class _NoCalls:
@@ -155,5 +155,22 @@ def test_nothing_torch_on_import() -> None:
         "from bge_qdrant import QdrantIndex, AsyncQdrantIndex; import bge_qdrant.store_uri; "
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules; print('ok')"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_server_dropping_metadata_is_reported(memory_client: Any, make_index: Any) -> None:
+    class NoMetadata:
+        """A client whose server ignores collection metadata (older Qdrant servers)."""
+
+        def update_collection(self, *args: Any, **kwargs: Any) -> bool:
+            kwargs.pop("metadata", None)
+            return True
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(memory_client, name)
+
+    index = make_index(NoMetadata())
+    index.ensure_collection()
+    with pytest.raises(StoreError, match="lacks collection metadata"):
+        index.write_settings({"model": "tiny"})

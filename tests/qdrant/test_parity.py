@@ -14,12 +14,12 @@ from bge_core.scoring import rrf_fusion
 def stores(m3: Any) -> tuple[Any, Any]:
     """(QdrantIndex, reference VectorIndex) holding QD_CORPUS, shared by this module's
     read-only tests."""
+    from bge_qdrant import QdrantIndex
     from qdrant_client import QdrantClient
     from qdrant_helpers import QD_CORPUS
 
     from bge_core.index import VectorIndex
     from bge_core.reference import InMemoryStore
-    from bge_qdrant import QdrantIndex
 
     texts, metas = [t for t, _ in QD_CORPUS], [m for _, m in QD_CORPUS]
     qd = QdrantIndex(QdrantClient(":memory:"), "parity", m3)
@@ -52,7 +52,7 @@ CASES = [
 def test_modes_match_reference(stores: Any, mode: str, fusion: str, stage: str, prefetch_limit: int | None) -> None:
     for query in QUERIES:
         for k in (3, 12):
-            kw: dict[str, Any] = dict(mode=mode, fusion=fusion, prefetch_limit=prefetch_limit)
+            kw: dict[str, Any] = {"mode": mode, "fusion": fusion, "prefetch_limit": prefetch_limit}
             if fusion == "weighted":
                 kw["weights"] = (0.4, 0.6)
             got = compare(stores, query, k, stage, **kw)
