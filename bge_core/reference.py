@@ -108,15 +108,19 @@ class InMemoryStore:
         if not isinstance(flt, dict):
             raise TypeError("InMemoryStore filters are {metadata_key: value} dicts")
 
+        def same(have: Any, want: Any) -> bool:
+            # bools match only bools; numbers match by value (1 == 1.0); strings exactly.
+            if isinstance(have, bool) or isinstance(want, bool):
+                return isinstance(have, bool) and isinstance(want, bool) and have == want
+            if isinstance(want, (int, float)):
+                return isinstance(have, (int, float)) and have == want
+            return isinstance(have, str) and have == want
+
         def ok(r: Record) -> bool:
             for key, want in flt.items():
                 have = r.metadata.get(key)
-                if isinstance(want, list):
-                    if have not in want:
-                        return False
-                elif have != want or type(have) is not type(want) and not (
-                    isinstance(have, (int, float)) and isinstance(want, (int, float)) and not isinstance(have, bool)
-                ):
+                wants = want if isinstance(want, list) else [want]
+                if not any(same(have, w) for w in wants):
                     return False
             return True
 

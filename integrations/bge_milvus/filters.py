@@ -73,17 +73,11 @@ def dict_filter_expression(flt: Mapping[str, Any]) -> str:
 
 
 def _wanted_terms(value: Any, listed: bool) -> list[str]:
-    """Terms a filter value matches, exactly as the reference store compares: a bool filter
-    value also matches the equal number (``True`` matches ``1`` and ``1.0``); a single number
-    never matches a stored bool, but a number in a list does (Python ``in`` uses ``==``)."""
+    """Terms a filter value matches, as the reference store compares: bools match only
+    bools, numbers match numbers by value (``1`` matches ``1.0``), strings match strings."""
+    del listed  # list members compare like single values
     t = term(value)
-    if t is None:
-        return []
-    if isinstance(value, bool):
-        return [t, f"n:{int(value)}"]
-    if listed and isinstance(value, (int, float)) and value in (0, 1):
-        return [t, "b:true" if value == 1 else "b:false"]
-    return [t]
+    return [] if t is None else [t]
 
 
 def id_list_expression(field: str, ids: Iterable[str]) -> str:
