@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["plan_batches", "padded_tokens"]
+__all__ = ["padded_tokens", "plan_batches"]
 
 
 def plan_batches(

@@ -64,7 +64,7 @@ class OutputCache:
         )
 
 
-_CACHES: "weakref.WeakKeyDictionary[Any, OutputCache]" = weakref.WeakKeyDictionary()
+_CACHES: weakref.WeakKeyDictionary[Any, OutputCache] = weakref.WeakKeyDictionary()
 _CACHES_LOCK = threading.Lock()
 
 

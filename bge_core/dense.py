@@ -69,7 +69,7 @@ class DenseEncoder:
         self.query_instruction: str = query_instruction or ""
 
     @property
-    def model(self) -> "torch.nn.Module":
+    def model(self) -> torch.nn.Module:
         """The underlying transformers module."""
         return self._runner.model
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import torch
     from tokenizers import Encoding, Tokenizer
 
-__all__ = ["check_texts", "TransformerRunner"]
+__all__ = ["TransformerRunner", "check_texts"]
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class TransformerRunner:
 
     def collate(
         self, ids: Sequence[Sequence[int]], token_types: Sequence[Sequence[int]] | None = None
-    ) -> dict[str, "torch.Tensor"]:
+    ) -> dict[str, torch.Tensor]:
         """Right-pad a batch into tensors on the model's device."""
         import torch
 
@@ -170,7 +170,7 @@ class TransformerRunner:
             batch["token_type_ids"] = torch.from_numpy(tt).to(self.device)
         return batch
 
-    def forward(self, batch: dict[str, "torch.Tensor"], module: "torch.nn.Module | None" = None) -> Any:
+    def forward(self, batch: dict[str, torch.Tensor], module: torch.nn.Module | None = None) -> Any:
         """One inference forward of ``module`` (default: the loaded model) under the lock."""
         import torch
 

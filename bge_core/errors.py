@@ -8,13 +8,13 @@ from __future__ import annotations
 
 __all__ = [
     "BGEError",
+    "CollectionMismatchError",
+    "IndexSettingsMismatchError",
     "MissingDependencyError",
     "ModelFilesError",
     "ModelNotAvailableError",
-    "CollectionMismatchError",
     "StoreError",
     "TransientStoreError",
-    "IndexSettingsMismatchError",
 ]
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BeirData", "load_beir", "ndcg_at_k", "recall_at_k", "mrr_at_k", "evaluate_run"]
+__all__ = ["BeirData", "evaluate_run", "load_beir", "mrr_at_k", "ndcg_at_k", "recall_at_k"]
 
 Qrels = Mapping[str, Mapping[str, int]]
 Run = Mapping[str, Sequence[str]]

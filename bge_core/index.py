@@ -33,20 +33,20 @@ from bge_core.types import FloatArray, Hit, M3Output, SparseVector
 __all__ = [
     "DEFAULT_RRF_K",
     "ID_NAMESPACE",
-    "Mode",
+    "CollectionSpec",
+    "Document",
     "Fusion",
     "IndexEncoder",
-    "RerankerLike",
-    "Document",
+    "Mode",
     "Record",
-    "CollectionSpec",
+    "RerankerLike",
+    "RetryPolicy",
     "SearchRequest",
     "Store",
     "VectorIndex",
-    "make_id",
     "content_hash",
+    "make_id",
     "validate_filter_dict",
-    "RetryPolicy",
 ]
 
 logger = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ class RetryPolicy:
         for attempt in range(1, self.attempts + 1):
             try:
                 return fn()
-            except Exception as exc:  # noqa: BLE001 - classified right below
+            except Exception as exc:
                 if not is_transient(exc):
                     raise StoreError(f"{what} failed permanently: {type(exc).__name__}: {exc}") from exc
                 if attempt == self.attempts:

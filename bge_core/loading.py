@@ -16,11 +16,11 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "resolve_model_dir",
-    "load_head_state_dict",
     "hub_offline",
     "is_available_offline",
+    "load_head_state_dict",
     "read_sentence_transformers_config",
+    "resolve_model_dir",
 ]
 
 logger = logging.getLogger(__name__)
@@ -110,14 +110,14 @@ def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
                 ignore_patterns=["flax_model.msgpack", "rust_model.ot", "tf_model.h5", "*.onnx*"],
             )
         )
-    except Exception as exc:  # noqa: BLE001 - hub errors come in many classes; we re-raise one
+    except Exception as exc:
         raise ModelNotAvailableError(
             f"Could not download model {raw!r} from the Hugging Face hub ({type(exc).__name__}: "
             f"{exc}). Check the name and your network, or pass the path of a local folder"
         ) from exc
 
 
-def load_head_state_dict(model_dir: Path, name: str) -> dict[str, "torch.Tensor"]:
+def load_head_state_dict(model_dir: Path, name: str) -> dict[str, torch.Tensor]:
     """Load an M3 head (``colbert_linear`` or ``sparse_linear``) without running pickled code.
 
     ``<name>.safetensors`` is preferred; ``<name>.pt`` is read with ``weights_only=True``,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import threading
-from dataclasses import dataclass
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,10 +32,10 @@ class _PinnedSlots:
     """
 
     def __init__(self) -> None:
-        self._buffers: dict[tuple[int, str], "torch.Tensor"] = {}
+        self._buffers: dict[tuple[int, str], torch.Tensor] = {}
         self._lock = threading.Lock()
 
-    def copy(self, t: "torch.Tensor", slot: int, name: str) -> "torch.Tensor":
+    def copy(self, t: torch.Tensor, slot: int, name: str) -> torch.Tensor:
         """Start copying ``t`` to the host; returns a view valid until the slot is reused."""
         import torch
 
@@ -58,9 +58,9 @@ class _Staged:
     batch_idx: list[int]
     batch_ids: list[list[int]]
     lengths: list[int]
-    dense: "torch.Tensor | None" = None
-    sparse: "torch.Tensor | None" = None
-    colbert: "torch.Tensor | None" = None
+    dense: torch.Tensor | None = None
+    sparse: torch.Tensor | None = None
+    colbert: torch.Tensor | None = None
     event: Any = None
     pinned: bool = False
 
@@ -110,7 +110,6 @@ class BGEM3Encoder:
         sparse: bool = True,
         colbert: bool = True,
     ) -> None:
-        import torch
 
         self._runner = TransformerRunner(
             model,
@@ -135,7 +134,7 @@ class BGEM3Encoder:
         unused = {tok.cls_token_id, tok.eos_token_id, tok.pad_token_id, tok.unk_token_id}
         self._unused_ids = np.array(sorted(i for i in unused if i is not None), dtype=np.int64)
 
-    def _load_head(self, name: str, hidden: int) -> "torch.nn.Linear":
+    def _load_head(self, name: str, hidden: int) -> torch.nn.Linear:
         """Load a head; it runs in float32 on fp32 models and in the model's dtype otherwise
         (as FlagEmbedding with ``use_fp16``); normalisation always runs in float32."""
         import torch
@@ -152,7 +151,7 @@ class BGEM3Encoder:
 
     # -- properties ------------------------------------------------------------------------
     @property
-    def model(self) -> "torch.nn.Module":
+    def model(self) -> torch.nn.Module:
         """The underlying transformers module (XLM-RoBERTa for BGE-M3)."""
         return self._runner.model
 
@@ -306,7 +305,7 @@ class BGEM3Encoder:
         colbert: bool,
         slots: _PinnedSlots,
         slot: int,
-    ) -> "_Staged":
+    ) -> _Staged:
         import torch
 
         runner = self._runner
@@ -342,7 +341,7 @@ class BGEM3Encoder:
                 staged.event.record()
         return staged
 
-    def _unpack(self, staged: "_Staged", result: "_Collector") -> None:
+    def _unpack(self, staged: _Staged, result: _Collector) -> None:
         import torch
 
         if staged.event is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["ModelInfo", "KNOWN_MODELS", "model_info", "EN_INSTRUCTION", "ZH_INSTRUCTION"]
+__all__ = ["EN_INSTRUCTION", "KNOWN_MODELS", "ZH_INSTRUCTION", "ModelInfo", "model_info"]
 
 EN_INSTRUCTION = "Represent this sentence for searching relevant passages: "
 ZH_INSTRUCTION = "为这个句子生成表示以用于检索相关文章："

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -54,7 +54,7 @@ class Reranker:
         self._n_special = int(self._runner.hf_tokenizer.num_special_tokens_to_add(pair=True))
 
     @property
-    def model(self) -> "torch.nn.Module":
+    def model(self) -> torch.nn.Module:
         """The underlying transformers sequence-classification module."""
         return self._runner.model
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DTypeName", "resolve_device", "resolve_dtype", "cpu_has_native_bf16"]
+__all__ = ["DTypeName", "cpu_has_native_bf16", "resolve_device", "resolve_dtype"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
-def resolve_device(device: str) -> "torch.device":
+def resolve_device(device: str) -> torch.device:
     """``"auto"``: cuda, then mps, then cpu. Anything else is passed to ``torch.device``."""
     import torch
 
@@ -54,7 +54,7 @@ def resolve_device(device: str) -> "torch.device":
         ) from exc
 
 
-def resolve_dtype(dtype: str, device: "torch.device") -> "torch.dtype":
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """``"auto"``: fp16 on CUDA and MPS (as FlagEmbedding's ``use_fp16``; it measured faster
     than bf16 on an H200), and on CPU bf16 only where the CPU runs it natively (AMX /
     AVX512-BF16), fp32 elsewhere."""

@@ -22,8 +22,8 @@ __all__ = [
     "dense_score",
     "lexical_score",
     "maxsim",
-    "weighted_fusion",
     "rrf_fusion",
+    "weighted_fusion",
 ]
 
 #: Reciprocal-rank-fusion constant used by every index unless the caller pins another one.

@@ -11,29 +11,23 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-__all__ = ["TINY_WORDS", "build_tiny_m3", "build_tiny_reranker", "add_m3_heads"]
+__all__ = ["TINY_WORDS", "add_m3_heads", "build_tiny_m3", "build_tiny_reranker"]
 
-TINY_WORDS = (
-    "the a an of to in and or is are was were be been it this that these those with for on at by "
-    "from as not no yes all any some many few more most less much one two three four five first "
-    "last new old good bad high low big small long short cell cells gene genes protein proteins "
-    "cancer tumor tumors blood heart brain liver lung kidney bone skin muscle virus viruses "
-    "bacteria infection immune response drug drugs dose treatment therapy patients patient "
-    "study studies trial trials result results effect effects risk risks increase decrease "
-    "level levels rate rates growth death disease diseases mouse mice human humans model models "
-    "data analysis method methods test tests sample samples group groups control controls "
-    "vector search index query document documents retrieval dense sparse hybrid colbert "
-    "rerank score scores fusion qdrant milvus langchain llama python fast slow cat dog fish "
-    "bird tree water fire earth air sun moon star city river mountain music art book paper "
-    "red green blue black white cold hot warm day night year time people world life work"
-).split()
+TINY_WORDS = ["the", "a", "an", "of", "to", "in", "and", "or", "is", "are", "was", "were", "be", "been", "it", "this", "that", "these", "those", "with", "for", "on", "at", "by", "from", "as", "not", "no", "yes", "all", "any", "some", "many", "few", "more", "most", "less", "much", "one", "two", "three", "four", "five", "first", "last", "new", "old", "good", "bad", "high", "low", "big", "small", "long", "short", "cell", "cells", "gene", "genes", "protein", "proteins", "cancer", "tumor", "tumors", "blood", "heart", "brain", "liver", "lung", "kidney", "bone", "skin", "muscle", "virus", "viruses", "bacteria", "infection", "immune", "response", "drug", "drugs", "dose", "treatment", "therapy", "patients", "patient", "study", "studies", "trial", "trials", "result", "results", "effect", "effects", "risk", "risks", "increase", "decrease", "level", "levels", "rate", "rates", "growth", "death", "disease", "diseases", "mouse", "mice", "human", "humans", "model", "models", "data", "analysis", "method", "methods", "test", "tests", "sample", "samples", "group", "groups", "control", "controls", "vector", "search", "index", "query", "document", "documents", "retrieval", "dense", "sparse", "hybrid", "colbert", "rerank", "score", "scores", "fusion", "qdrant", "milvus", "langchain", "llama", "python", "fast", "slow", "cat", "dog", "fish", "bird", "tree", "water", "fire", "earth", "air", "sun", "moon", "star", "city", "river", "mountain", "music", "art", "book", "paper", "red", "green", "blue", "black", "white", "cold", "hot", "warm", "day", "night", "year", "time", "people", "world", "life", "work"]
 
 _SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
 _CHARS = list("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'-()")
 
 
 def _tokenizer_files(path: Path) -> None:
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
     from transformers import XLMRobertaTokenizerFast  # type: ignore[attr-defined]
 
     vocab: list[tuple[str, float]] = [(t, 0.0) for t in _SPECIALS]

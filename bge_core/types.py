@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["SparseVector", "M3Output", "Hit", "RerankResult", "FloatArray"]
+__all__ = ["FloatArray", "Hit", "M3Output", "RerankResult", "SparseVector"]
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int32]

@@ -83,3 +83,39 @@ def corpus() -> list[str]:
 @pytest.fixture
 def anyio_backend() -> Iterator[str]:
     yield "asyncio"
+
+
+class MemoDenseEncoder:
+    """Wraps a dense encoder and remembers every text's vector for the test session, so the
+    slow SciFact tests of several stores encode the corpus once (the stores are what they test;
+    encoder parity is tested on its own)."""
+
+    def __init__(self, encoder) -> None:  # type: ignore[no-untyped-def]
+        self._enc = encoder
+        self._memo: dict[tuple[bool, str], object] = {}
+        self.model_name = encoder.model_name
+        self.dim = encoder.dim
+        self.max_length = encoder.max_length
+        self.colbert_dim = 0
+        self.supports_sparse = False
+        self.supports_colbert = False
+
+    def encode_outputs(self, texts, *, query, dense=True, sparse=False, colbert=False):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        from bge_core import M3Output
+
+        missing = [t for t in dict.fromkeys(texts) if (query, t) not in self._memo]
+        if missing:
+            out = self._enc.encode_outputs(missing, query=query, dense=True)
+            for t, vec in zip(missing, out.dense):
+                self._memo[(query, t)] = vec
+        return M3Output(dense=np.stack([self._memo[(query, t)] for t in texts]).astype(np.float32))
+
+
+@pytest.fixture(scope="session")
+def scifact_minilm(minilm_path: Path) -> MemoDenseEncoder:
+    """all-MiniLM-L6-v2 with the library's default (auto) dtype, memoised across tests."""
+    from bge_core import DenseEncoder
+
+    return MemoDenseEncoder(DenseEncoder(minilm_path, device="cpu"))

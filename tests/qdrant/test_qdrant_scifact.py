@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,14 +15,12 @@ logger = logging.getLogger(__name__)
 
 
 @pytest.mark.slow
-def test_scifact_ndcg(tmp_path: Path, minilm_path: Path, scifact_dir: Path) -> None:
+def test_scifact_ndcg(tmp_path: Path, scifact_minilm: Any, scifact_dir: Path) -> None:
     from bge_qdrant import QdrantIndex
     from qdrant_client import QdrantClient
 
-    from bge_core import DenseEncoder
-
     data = load_beir(scifact_dir)
-    encoder = DenseEncoder(minilm_path, device="cpu", dtype="float32")
+    encoder = scifact_minilm  # the auto (bf16 where native) fast path, memoised per session
     client = QdrantClient(path=str(tmp_path / "qdrant"))
     try:
         index = QdrantIndex(client, "scifact", encoder, show_progress=False, write_batch_size=128, chunk_size=512)
