@@ -378,13 +378,15 @@ class VectorIndex:
         *,
         batch_size: int | None = None,
         skip_unchanged: bool = True,
+        total: int | None = None,
     ) -> list[str]:
         """Encode and store ``texts`` (any iterable, streamed in bounded memory).
 
         Returns the stored ids (UUIDv5 of the user id, else of the text), in input order.
         When texts, metadatas and ids are sized, their lengths and all metadata are checked
         before anything is written. ``skip_unchanged`` skips texts already stored with the
-        same text and metadata, so a re-run neither duplicates nor re-encodes.
+        same text and metadata, so a re-run neither duplicates nor re-encodes. ``total`` (taken
+        from ``len(texts)`` when it has one) lets the progress bar show the time left.
         """
         if isinstance(texts, str):
             raise TypeError("texts must be a list of strings, got a single str; wrap it: [text]")
@@ -404,10 +406,17 @@ class VectorIndex:
                 if not isinstance(t, str):
                     raise TypeError(f"texts[{i}] is {type(t).__name__}, not str")
         docs = _zip_documents(texts, metadatas, ids)
-        return self._ingest(docs, batch_size=batch_size, skip_unchanged=skip_unchanged)
+        if total is None and isinstance(texts, Sequence):
+            total = len(texts)
+        return self._ingest(docs, batch_size=batch_size, skip_unchanged=skip_unchanged, total=total)
 
     def add_documents(
-        self, documents: Iterable[Document | Mapping[str, Any]], *, batch_size: int | None = None, skip_unchanged: bool = True
+        self,
+        documents: Iterable[Document | Mapping[str, Any]],
+        *,
+        batch_size: int | None = None,
+        skip_unchanged: bool = True,
+        total: int | None = None,
     ) -> list[str]:
         """Store documents: :class:`Document` objects or dicts with ``text`` and optional
         ``metadata`` / ``id`` (LangChain ``Document``-like objects with ``page_content`` work too)."""
@@ -425,14 +434,18 @@ class VectorIndex:
                 else:
                     raise TypeError(f"documents[{i}] is {type(doc).__name__}; pass Document objects or dicts")
 
-        return self._ingest(convert(), batch_size=batch_size, skip_unchanged=skip_unchanged)
+        if total is None and isinstance(documents, Sequence):
+            total = len(documents)
+        return self._ingest(convert(), batch_size=batch_size, skip_unchanged=skip_unchanged, total=total)
 
-    def _ingest(self, docs: Iterable[Document], *, batch_size: int | None, skip_unchanged: bool) -> list[str]:
+    def _ingest(
+        self, docs: Iterable[Document], *, batch_size: int | None, skip_unchanged: bool, total: int | None = None
+    ) -> list[str]:
         self._ensure_once()
         write_size = batch_size or self.write_batch_size
         out_ids: list[str] = []
         writer = _Writer(self._write_with_retry)
-        bar = _progress(self.show_progress)
+        bar = _Progress(_show_progress(self.show_progress), total)
         try:
             it = iter(docs)
             position = 0
@@ -652,14 +665,16 @@ def _zip_documents(
 
 
 class _Progress:
-    def __init__(self, enabled: bool) -> None:
+    """Documents done, their rate and (with a total) the time left; token rate estimated."""
+
+    def __init__(self, enabled: bool, total: int | None = None) -> None:
         self._bar: Any = None
         self._chars = 0
         self._start = time.perf_counter()
         if enabled:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(unit="doc", desc="indexing", dynamic_ncols=True)
+            self._bar = tqdm(total=total, unit="doc", desc="indexing", dynamic_ncols=True)
 
     def update(self, docs: int, chars: int, skipped: bool = False) -> None:
         if self._bar is None:
@@ -673,8 +688,5 @@ class _Progress:
         if self._bar is not None:
             self._bar.close()
 
-
-def _progress(flag: bool | None) -> _Progress:
-    return _Progress(_show_progress(flag))
 
 

@@ -445,7 +445,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 quiet.setLevel(logging.ERROR)
                 logger.info("documents longer than %d tokens are truncated", session.encoder.max_length)
             try:
-                session.index.add_documents(docs)
+                session.index.add_documents(docs, total=len(data.corpus))
             finally:
                 quiet.setLevel(level)
         runs = run_queries(session.index, data.queries, modes)
