@@ -22,6 +22,7 @@ from bge_qdrant.layout import (
     create_kwargs,
 )
 from bge_qdrant.points import HASH_KEY, PointBuilder, hits_in_order, point_ids
+from bge_qdrant.store import is_local_client
 from bge_qdrant.queries import build_query
 
 __all__ = ["AsyncQdrantStore"]
@@ -46,7 +47,7 @@ class AsyncQdrantStore:
         self.collection_name = collection_name
         self.layout = layout or QdrantLayout()
         self.owns_client = owns_client
-        self._points = PointBuilder(self.layout)
+        self._points = PointBuilder(self.layout, numpy_vectors=is_local_client(client))
         self._closed = False
 
     async def ensure(self, spec: CollectionSpec) -> None:

@@ -28,12 +28,16 @@ class PointBuilder:
     with more token vectors than Qdrant's multivector cap allows
     (:meth:`QdrantLayout.max_colbert_vectors`) keeps its FIRST ones; a warning is logged once."""
 
-    def __init__(self, layout: QdrantLayout) -> None:
+    def __init__(self, layout: QdrantLayout, *, numpy_vectors: bool = False) -> None:
         self.layout = layout
+        # Local mode stores numpy arrays (it calls np.asarray and pickles them): handing it the
+        # arrays avoids a round trip through Python lists of floats, which cost more than
+        # encoding. Remote clients serialise lists.
+        self.numpy_vectors = numpy_vectors
         self._warned = False
         self._lock = threading.Lock()
 
-    def _colbert(self, record: Record) -> list[list[float]] | None:
+    def _colbert(self, record: Record) -> Any:
         vecs = record.colbert
         if vecs is None or vecs.shape[0] == 0:
             return None  # Qdrant cannot store an empty multivector; MaxSim with it is 0 anyway
@@ -48,8 +52,7 @@ class PointBuilder:
                     vecs.shape[0], cap, cap,
                 )
             vecs = vecs[:cap]
-        out: list[list[float]] = vecs.tolist()
-        return out
+        return vecs if self.numpy_vectors else vecs.tolist()
 
     def build(self, records: Iterable[Record]) -> list[models.PointStruct]:
         """Points for ``records``; rows without a sparse vector are stored without one."""
@@ -57,14 +60,19 @@ class PointBuilder:
         for r in records:
             vector: dict[str, Any] = {}
             if r.dense is not None:
-                vector[DENSE] = r.dense.tolist()
+                vector[DENSE] = r.dense if self.numpy_vectors else r.dense.tolist()
             if r.sparse is not None and len(r.sparse) > 0:
-                vector[SPARSE] = models.SparseVector(indices=r.sparse.indices.tolist(), values=r.sparse.values.tolist())
+                vector[SPARSE] = models.SparseVector.model_construct(
+                    indices=r.sparse.indices.tolist(), values=r.sparse.values.tolist()
+                )
             colbert = self._colbert(r)
             if colbert is not None:
                 vector[COLBERT] = colbert
+            # model_construct skips pydantic's per-float validation: the values come from numpy
+            # arrays of known shape and dtype, and validating a ColBERT matrix (hundreds of
+            # thousands of floats per document) cost more than encoding it.
             points.append(
-                models.PointStruct(
+                models.PointStruct.model_construct(
                     id=r.id,
                     vector=vector,
                     payload={TEXT_KEY: r.text, METADATA_KEY: r.metadata, HASH_KEY: r.hash},

@@ -66,7 +66,7 @@ class QdrantStore:
         self.collection_name = collection_name
         self.layout = layout or QdrantLayout()
         self.owns_client = owns_client
-        self._points = PointBuilder(self.layout)
+        self._points = PointBuilder(self.layout, numpy_vectors=is_local_client(client))
         self._lock: threading.RLock | None = threading.RLock() if is_local_client(client) else None
         self._closed = False
 
