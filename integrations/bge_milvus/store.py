@@ -27,6 +27,8 @@ rows never appear in sparse results, while dense search finds them as usual.
 
 from __future__ import annotations
 
+import itertools
+
 import json
 import logging
 import threading
@@ -289,18 +291,23 @@ class MilvusStore:
 
     def _write_tokens(self, records: Sequence[Record]) -> None:
         old = self._token_counts([r.id for r in records])
-        token_rows: list[dict[str, Any]] = []
         stale: list[str] = []
         for r in records:
-            mat = None if r.colbert is None else np.asarray(r.colbert, dtype=np.float32)
-            n = 0 if mat is None else int(mat.shape[0])
-            if mat is not None:
-                token_rows.extend(
-                    {"id": f"{r.id}:{p}", "doc_id": r.id, "pos": p, "vector": mat[p].tolist()} for p in range(n)
-                )
+            n = 0 if r.colbert is None else int(np.asarray(r.colbert).shape[0])
             stale.extend(f"{r.id}:{p}" for p in range(n, old.get(r.id, 0)))
-        for start in range(0, len(token_rows), _TOKEN_ROWS_PER_WRITE):
-            self.client.upsert(self.colbert_collection, token_rows[start : start + _TOKEN_ROWS_PER_WRITE], **self._kw())
+
+        def token_rows() -> Iterator[dict[str, Any]]:
+            # Rows are built one write at a time, each vector a float32 row view (pymilvus
+            # packs numpy rows directly): Python lists of floats cost ~10x the memory.
+            for r in records:
+                if r.colbert is not None:
+                    mat = np.asarray(r.colbert, dtype=np.float32)
+                    for p in range(mat.shape[0]):
+                        yield {"id": f"{r.id}:{p}", "doc_id": r.id, "pos": p, "vector": mat[p]}
+
+        rows = token_rows()
+        while batch := list(itertools.islice(rows, _TOKEN_ROWS_PER_WRITE)):
+            self.client.upsert(self.colbert_collection, batch, **self._kw())
         for start in range(0, len(stale), _IDS_PER_CALL):
             self.client.delete(self.colbert_collection, ids=stale[start : start + _IDS_PER_CALL], **self._kw())
 
