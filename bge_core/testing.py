@@ -11,9 +11,25 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-__all__ = ["TINY_WORDS", "add_m3_heads", "build_tiny_m3", "build_tiny_reranker"]
+__all__ = ["TINY_CORPUS", "TINY_WORDS", "add_m3_heads", "build_tiny_m3", "build_tiny_reranker"]
 
 TINY_WORDS = ["the", "a", "an", "of", "to", "in", "and", "or", "is", "are", "was", "were", "be", "been", "it", "this", "that", "these", "those", "with", "for", "on", "at", "by", "from", "as", "not", "no", "yes", "all", "any", "some", "many", "few", "more", "most", "less", "much", "one", "two", "three", "four", "five", "first", "last", "new", "old", "good", "bad", "high", "low", "big", "small", "long", "short", "cell", "cells", "gene", "genes", "protein", "proteins", "cancer", "tumor", "tumors", "blood", "heart", "brain", "liver", "lung", "kidney", "bone", "skin", "muscle", "virus", "viruses", "bacteria", "infection", "immune", "response", "drug", "drugs", "dose", "treatment", "therapy", "patients", "patient", "study", "studies", "trial", "trials", "result", "results", "effect", "effects", "risk", "risks", "increase", "decrease", "level", "levels", "rate", "rates", "growth", "death", "disease", "diseases", "mouse", "mice", "human", "humans", "model", "models", "data", "analysis", "method", "methods", "test", "tests", "sample", "samples", "group", "groups", "control", "controls", "vector", "search", "index", "query", "document", "documents", "retrieval", "dense", "sparse", "hybrid", "colbert", "rerank", "score", "scores", "fusion", "qdrant", "milvus", "langchain", "llama", "python", "fast", "slow", "cat", "dog", "fish", "bird", "tree", "water", "fire", "earth", "air", "sun", "moon", "star", "city", "river", "mountain", "music", "art", "book", "paper", "red", "green", "blue", "black", "white", "cold", "hot", "warm", "day", "night", "year", "time", "people", "world", "life", "work"]
+
+#: Texts made of TINY_WORDS (the last two: an empty text and one with no known token).
+TINY_CORPUS = (
+    "the cat is on the mat",
+    "the dog is in the water",
+    "cancer cells grow in the liver",
+    "blood cells and the immune response",
+    "a new drug treatment for heart disease",
+    "dense sparse hybrid retrieval with colbert rerank",
+    "the sun and the moon and the star",
+    "music art and book paper",
+    "mice study of gene protein levels",
+    "patients in the trial had lower risk",
+    "",
+    "zzz qqq",
+)
 
 _SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
 _CHARS = list("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'-()")

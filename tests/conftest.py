@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bge_core.testing import TINY_CORPUS
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -59,20 +61,7 @@ def scifact_dir() -> Path:
     return SCIFACT
 
 
-CORPUS = [
-    "the cat is on the mat",
-    "the dog is in the water",
-    "cancer cells grow in the liver",
-    "blood cells and the immune response",
-    "a new drug treatment for heart disease",
-    "dense sparse hybrid retrieval with colbert rerank",
-    "the sun and the moon and the star",
-    "music art and book paper",
-    "mice study of gene protein levels",
-    "patients in the trial had lower risk",
-    "",
-    "zzz qqq",
-]
+CORPUS = list(TINY_CORPUS)
 
 
 @pytest.fixture

@@ -8,20 +8,11 @@ from typing import Any
 
 import pytest
 
+from bge_core.testing import TINY_CORPUS
+
 pytest.importorskip("llama_index.core")
 
-DOCS = [
-    "the cat is on the mat",
-    "the dog is in the water",
-    "cancer cells grow in the liver",
-    "blood cells and the immune response",
-    "a new drug treatment for heart disease",
-    "dense sparse hybrid retrieval with colbert rerank",
-    "the sun and the moon and the star",
-    "music art and book paper",
-    "mice study of gene protein levels",
-    "patients in the trial had lower risk",
-]
+DOCS = list(TINY_CORPUS[:10])
 
 
 @pytest.fixture

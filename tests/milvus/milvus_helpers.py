@@ -5,21 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bge_core.testing import TINY_CORPUS
+
 #: The corpus of tests/conftest.py, for module-scoped fixtures (test_corpus_in_step checks it).
-CORPUS = [
-    "the cat is on the mat",
-    "the dog is in the water",
-    "cancer cells grow in the liver",
-    "blood cells and the immune response",
-    "a new drug treatment for heart disease",
-    "dense sparse hybrid retrieval with colbert rerank",
-    "the sun and the moon and the star",
-    "music art and book paper",
-    "mice study of gene protein levels",
-    "patients in the trial had lower risk",
-    "",
-    "zzz qqq",
-]
+CORPUS = list(TINY_CORPUS)
 
 
 def metadatas_for(corpus: list[str]) -> list[dict[str, Any]]:
