@@ -54,7 +54,7 @@ def test_encoding_hostile_text_keeps_invariants(m3: BGEM3Encoder, texts: list[st
 
 
 @pytest.mark.slow
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(texts=st.lists(TEXT, min_size=1, max_size=12))
 def test_encoding_hostile_text_keeps_invariants_long(m3: BGEM3Encoder, texts: list[str]) -> None:
     _check(m3, texts)
