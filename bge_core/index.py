@@ -444,7 +444,8 @@ class VectorIndex:
         self._ensure_once()
         write_size = batch_size or self.write_batch_size
         out_ids: list[str] = []
-        writer = _Writer(self._write_with_retry)
+        # Room for one chunk of writes in flight, so the next chunk encodes while they run.
+        writer = _Writer(self._write_with_retry, depth=max(2, math.ceil(self.chunk_size / write_size)))
         bar = _Progress(_show_progress(self.show_progress), total)
         try:
             it = iter(docs)
@@ -465,11 +466,13 @@ class VectorIndex:
                     stored = self.store.fetch_hashes([r[0] for r in todo])
                     todo = [r for r in todo if stored.get(r[0]) != r[3]]
                 skipped = len(chunk) - len(todo)
-                for start in range(0, len(todo), write_size):
-                    part = todo[start : start + write_size]
-                    records = self._encode_records(part)
-                    writer.submit(records)
-                    bar.update(len(part), sum(len(r[1]) for r in part))
+                if todo:
+                    # One encode call per chunk: its batches are length-sorted over the whole
+                    # chunk (less padding than per write batch); writes overlap the next chunk.
+                    records = self._encode_records(todo)
+                    for start in range(0, len(records), write_size):
+                        writer.submit(records[start : start + write_size])
+                    bar.update(len(todo), sum(len(r[1]) for r in todo))
                 if skipped:
                     bar.update(skipped, 0, skipped=True)
         finally:

@@ -168,6 +168,9 @@ def _open_session(
             colbert=colbert,
             show_progress=args.progress,
             write_batch_size=write_batch_size,
+            # --batch-size B: B texts per encode step and per write, so an interrupted run
+            # loses at most one step of work.
+            chunk_size=write_batch_size,
         )
         return _Session(probe, index, encoder, settings, recorded, where)
     except BaseException:
