@@ -91,7 +91,6 @@ def main() -> None:
         a @ a
     _, dt_mm = timed(lambda: [a @ a for _ in range(10)], sync)
     peak = 2 * 8192**3 * 10 / dt_mm / 1e12
-    del a
     params = sum(p.numel() for n, p in ours["float16"].model.named_parameters() if "embeddings" not in n)
 
     def record(name: str, seconds: float) -> None:
