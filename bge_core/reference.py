@@ -18,7 +18,7 @@ import numpy as np
 
 from bge_core.errors import CollectionMismatchError
 from bge_core.index import CollectionSpec, Record, SearchRequest
-from bge_core.scoring import lexical_score, maxsim, rrf_fusion
+from bge_core.scoring import lexical_score, maxsim, rrf_fusion, weighted_sum_fusion
 from bge_core.types import Hit
 
 __all__ = ["InMemoryStore", "dbsf_fusion"]
@@ -177,12 +177,7 @@ class InMemoryStore:
                 elif request.fusion == "dbsf":
                     fused = dbsf_fusion(lists)
                 else:
-                    w = dict(zip(("dense", "sparse"), request.weights))
-                    keys = dict.fromkeys(k for lst in lists for k, _ in lst)
-                    fused = sorted(
-                        ((k, sum(w[n] * stage[k].get(n, 0.0) for n in ("dense", "sparse"))) for k in keys),
-                        key=lambda kv: -kv[1],
-                    )
+                    fused = weighted_sum_fusion(stage, dict(zip(("dense", "sparse"), request.weights)))
                 ranked = fused[: request.limit]
                 note("fusion", ranked)
             else:

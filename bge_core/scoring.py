@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -24,6 +24,7 @@ __all__ = [
     "maxsim",
     "rrf_fusion",
     "weighted_fusion",
+    "weighted_sum_fusion",
 ]
 
 #: Reciprocal-rank-fusion constant used by every index unless the caller pins another one.
@@ -83,3 +84,17 @@ def rrf_fusion(rankings: Sequence[Sequence[K]], *, k: int) -> list[tuple[K, floa
             fused[key] = fused.get(key, 0.0) + 1.0 / (k + rank)
     order = sorted(fused.items(), key=lambda kv: -kv[1])
     return order
+
+
+def weighted_sum_fusion(
+    stage_scores: Mapping[K, Mapping[str, float]], weights: Mapping[str, float]
+) -> list[tuple[K, float]]:
+    """Fuse per-stage raw scores: ``score(x) = sum(weights[s] * stage_scores[x].get(s, 0))``.
+
+    A candidate missing from a stage's list scores 0 there. Returns ``(key, score)`` pairs,
+    best first; ties keep the order of ``stage_scores``.
+    """
+    fused = [
+        (key, sum(w * stages.get(name, 0.0) for name, w in weights.items())) for key, stages in stage_scores.items()
+    ]
+    return sorted(fused, key=lambda kv: -kv[1])

@@ -28,7 +28,6 @@ rows never appear in sparse results, while dense search finds them as usual.
 from __future__ import annotations
 
 import itertools
-
 import json
 import logging
 import threading
@@ -40,7 +39,7 @@ import numpy as np
 from bge_core.errors import CollectionMismatchError, StoreError, TransientStoreError
 from bge_core.index import CollectionSpec, Record, SearchRequest
 from bge_core.reference import dbsf_fusion
-from bge_core.scoring import maxsim, rrf_fusion
+from bge_core.scoring import maxsim, rrf_fusion, weighted_sum_fusion
 from bge_core.types import FloatArray, Hit, SparseVector
 from bge_milvus.dependency import require_pymilvus
 from bge_milvus.filters import (
@@ -503,9 +502,7 @@ class MilvusStore:
             elif request.fusion == "dbsf":
                 ranked = dbsf_fusion(lists)[:limit]
             else:
-                w = dict(zip(("dense", "sparse"), request.weights))
-                fused = [(k, sum(w[n] * s.get(n, 0.0) for n in ("dense", "sparse"))) for k, s in stage.items()]
-                ranked = sorted(fused, key=lambda kv: -kv[1])[:limit]
+                ranked = weighted_sum_fusion(stage, dict(zip(("dense", "sparse"), request.weights)))[:limit]
         return [_hit(rows[k], {**stage.get(k, {}), name: s}, s) for k, s in ranked]
 
     def _native_rrf(self, request: SearchRequest, expr: str) -> list[Hit]:

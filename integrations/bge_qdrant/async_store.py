@@ -22,8 +22,8 @@ from bge_qdrant.layout import (
     create_kwargs,
 )
 from bge_qdrant.points import HASH_KEY, PointBuilder, hits_in_order, point_ids
-from bge_qdrant.store import is_local_client
 from bge_qdrant.queries import build_query
+from bge_qdrant.store import is_local_client
 
 __all__ = ["AsyncQdrantStore"]
 

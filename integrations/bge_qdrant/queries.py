@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bge_core.index import SearchRequest
+from bge_core.scoring import weighted_sum_fusion
 from bge_core.types import Hit
 from bge_qdrant.dependency import models
 from bge_qdrant.filters import to_filter
@@ -76,10 +77,7 @@ def _weighted(weights: tuple[float, float], limit: int, names: Sequence[str]) ->
                 key = str(p.id)
                 points.setdefault(key, p)
                 stage.setdefault(key, {})[name] = float(p.score)
-        fused = sorted(
-            ((key, sum(w[n] * s.get(n, 0.0) for n in (DENSE, SPARSE))) for key, s in stage.items()),
-            key=lambda kv: -kv[1],
-        )[:limit]
+        fused = weighted_sum_fusion(stage, w)[:limit]
         return [hit_from_point(points[key], score, {**stage[key], "fusion": score}) for key, score in fused]
 
     return finish

@@ -62,3 +62,10 @@ def test_plan_batches_caps_count_and_tokens() -> None:
         if len(batch) > 1:
             assert len(batch) * max(lengths[i] for i in batch) <= 200
     assert padded_tokens(lengths, plan) < len(lengths) * 8192
+
+
+def test_weighted_sum_fusion_hand_computed() -> None:
+    stages = {"a": {"dense": 0.9}, "b": {"dense": 0.5, "sparse": 2.0}, "c": {"sparse": 0.1}}
+    fused = scoring.weighted_sum_fusion(stages, {"dense": 1.0, "sparse": 0.25})
+    assert [k for k, _ in fused] == ["b", "a", "c"]
+    assert dict(fused) == pytest.approx({"a": 0.9, "b": 0.5 + 0.5, "c": 0.025})
