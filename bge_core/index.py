@@ -46,10 +46,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_RRF_K",
+    "FUSIONS",
     "ID_NAMESPACE",
+    "MODES",
     "BatchStore",
     "CollectionSpec",
     "Document",
+    "EncodedQueries",
     "Fusion",
     "IndexEncoder",
     "Mode",
@@ -143,6 +146,21 @@ class CollectionSpec:
     dense_dim: int | None
     sparse: bool
     colbert_dim: int | None
+
+
+@dataclass(frozen=True)
+class EncodedQueries:
+    """Queries encoded once (:meth:`VectorIndex.encode_queries`), to search them in several
+    modes without encoding them again: pass it to :meth:`VectorIndex.search_batch`."""
+
+    texts: tuple[str, ...]
+    outputs: M3Output
+    dense: bool
+    sparse: bool
+    colbert: bool
+
+    def __len__(self) -> int:
+        return len(self.texts)
 
 
 @dataclass(frozen=True)
@@ -547,25 +565,52 @@ class VectorIndex:
         if mode == "colbert" and not self.colbert:
             raise ValueError("mode 'colbert' needs ColBERT vectors; create the index with a BGEM3Encoder and colbert=True")
 
-    def _plan_all(self, queries: Sequence[str], options: SearchOptions) -> list[SearchRequest]:
-        """Validate the queries and encode them in ONE encoder pass (all outputs the mode needs)."""
-        for i, query in enumerate(queries):
-            where = "query" if len(queries) == 1 else f"queries[{i}]"
+    def _needs(self, modes: Iterable[str]) -> tuple[bool, bool, bool]:
+        modes = set(modes)
+        return (
+            self.dense and bool(modes & {"dense", "hybrid", "colbert"}),
+            self.sparse and bool(modes & {"sparse", "hybrid", "colbert"}),
+            "colbert" in modes,
+        )
+
+    def encode_queries(self, queries: Sequence[str], *, modes: Iterable[Mode] = ("hybrid",)) -> EncodedQueries:
+        """Encode ``queries`` in ONE encoder pass with every output ``modes`` need, for
+        :meth:`search_batch` in any of those modes (``bge eval`` searches four modes this way)."""
+        if isinstance(queries, str):
+            raise TypeError("queries must be a list of strings, got a single str; wrap it: [query]")
+        texts = tuple(queries)
+        for i, query in enumerate(texts):
+            where = "query" if len(texts) == 1 else f"queries[{i}]"
             if not isinstance(query, str):
                 raise TypeError(f"{where} must be a str, got {type(query).__name__}")
             if not query.strip():
                 raise ValueError(f"{where} is empty; pass the text to search for")
+        modes = list(modes)
+        for mode in modes:
+            self._check_options(SearchOptions(mode=mode))
+        dense, sparse, colbert = self._needs(modes)
+        out = self.encoder.encode_outputs(list(texts), query=True, dense=dense, sparse=sparse, colbert=colbert)
+        return EncodedQueries(texts, out, dense, sparse, colbert)
+
+    def _plan_all(self, queries: Sequence[str] | EncodedQueries, options: SearchOptions) -> list[SearchRequest]:
+        """Validate the queries and encode them in ONE encoder pass (all outputs the mode needs)."""
         self._check_options(options)
-        mode = options.mode
-        want_dense = self.dense and mode in ("dense", "hybrid", "colbert")
-        want_sparse = self.sparse and mode in ("sparse", "hybrid", "colbert")
-        want_colbert = mode == "colbert"
-        out = self.encoder.encode_outputs(
-            list(queries), query=True, dense=want_dense, sparse=want_sparse, colbert=want_colbert
-        )
+        want_dense, want_sparse, want_colbert = self._needs([options.mode])
+        if isinstance(queries, EncodedQueries):
+            if (want_dense and not queries.dense) or (want_sparse and not queries.sparse) or (
+                want_colbert and not queries.colbert
+            ):
+                raise ValueError(
+                    f"these queries were encoded without the outputs mode {options.mode!r} needs; "
+                    f"pass modes=[..., {options.mode!r}] to encode_queries"
+                )
+            encoded = queries
+        else:
+            encoded = self.encode_queries(queries, modes=[options.mode])
+        out = encoded.outputs
         return [
             SearchRequest(
-                mode=mode,
+                mode=options.mode,
                 limit=options.candidates,
                 dense=out.dense[i] if want_dense and out.dense is not None else None,
                 sparse=out.sparse[i] if want_sparse else None,
@@ -577,7 +622,7 @@ class VectorIndex:
                 filter=options.filter,
                 options=options,
             )
-            for i in range(len(queries))
+            for i in range(len(encoded))
         ]
 
     def _query(self, request: SearchRequest) -> list[Hit]:
@@ -611,7 +656,7 @@ class VectorIndex:
 
     def search_batch(
         self,
-        queries: Sequence[str],
+        queries: Sequence[str] | EncodedQueries,
         k: int | None = None,
         *,
         options: SearchOptions | None = None,
@@ -622,15 +667,18 @@ class VectorIndex:
 
         All queries are encoded in one encoder pass; stores with a batch query (Qdrant's
         ``query_batch_points``, ...) get them in one round trip, others one by one. A
-        ``rerank`` cross-encoder scores all (query, hit) pairs in one call.
+        ``rerank`` cross-encoder scores all (query, hit) pairs in one call. ``queries`` may be
+        :meth:`encode_queries` output, to search several modes with one encoder pass.
         """
         if isinstance(queries, str):
             raise TypeError("queries must be a list of strings, got a single str; use search(query) or wrap it: [query]")
-        queries = list(queries)
         opts = _options(k, options, kwargs)
-        if not queries:
+        if not isinstance(queries, EncodedQueries):
+            queries = list(queries)
+        if len(queries) == 0:
             return []
         requests = self._plan_all(queries, opts)
+        texts = list(queries.texts) if isinstance(queries, EncodedQueries) else queries
         batch = getattr(self.store, "query_batch", None)
         if callable(batch):
             results: list[list[Hit]] = self._read(lambda: batch(requests), f"searching {len(requests)} queries")
@@ -639,7 +687,7 @@ class VectorIndex:
         else:
             results = [self._query(r) for r in requests]
         if opts.rerank is not None:
-            results = rerank_batch(opts.rerank, queries, results)
+            results = rerank_batch(opts.rerank, texts, results)
         return [hits[: opts.k] for hits in results]
 
     # -- rows ------------------------------------------------------------------------------

@@ -17,23 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from bge_core.cli.encoders import (
-    DEFAULT_MODEL,
-    CountingEncoder,
-    Kind,
-    check_settings,
-    load_encoder,
-    make_settings,
-    model_kind,
-    same_model,
-)
+from bge_core.cli.encoders import CountingEncoder, Kind, load_encoder, model_kind
 from bge_core.cli.stores import open_store
-from bge_core.errors import BGEError, IndexSettingsMismatchError
+from bge_core.errors import BGEError
 from bge_core.evaluation import evaluate_run, load_beir
-from bge_core.index import MODES, Document, Mode, SearchRequest, VectorIndex
+from bge_core.index import MODES, Document, Mode, SearchOptions, Store, VectorIndex
 from bge_core.loading import resolve_model_dir
 from bge_core.models import KNOWN_MODELS
-from bge_core.scoring import DEFAULT_RRF_K
+from bge_core.settings import ModelFacts, SettingsRequest, model_to_load, resolve_settings
 from bge_core.sources import (
     SourceReport,
     find_source_files,
@@ -74,7 +65,6 @@ _METRIC_LABELS = {"ndcg@10": "nDCG@10", "recall@100": "Recall@100", "mrr@10": "M
 class _Session:
     """An open store, the loaded encoder and the index that joins them."""
 
-    probe: VectorIndex
     index: VectorIndex
     encoder: CountingEncoder
     settings: dict[str, Any]
@@ -85,15 +75,19 @@ class _Session:
     def kind(self) -> Kind:
         return "m3" if self.index.sparse else "dense"
 
+    def close(self) -> None:
+        """Close the store (and the client it opened)."""
+        self.index.close()
+
 
 def _where(uri: str, collection: str) -> str:
     return f"the index {uri} (collection {collection!r})"
 
 
-def _recorded_outputs(recorded: dict[str, Any] | None) -> list[str] | None:
-    if recorded is None or not isinstance(recorded.get("outputs"), list):
-        return None
-    return [str(x) for x in recorded["outputs"]]
+def _close_store(store: Store) -> None:
+    closer = getattr(store, "close", None)
+    if callable(closer):
+        closer()
 
 
 def _open_session(
@@ -114,67 +108,40 @@ def _open_session(
         # A model that cannot load fails before the store is opened (no folder or file left behind).
         model_kind(args.model)
         resolve_model_dir(args.model)
-    probe = open_store(uri, collection=collection, show_progress=args.progress)
+    request = SettingsRequest(
+        model=args.model or None,
+        max_tokens=max_tokens,
+        colbert=False if no_colbert else None,
+        layout=layout,
+        fixed_max_tokens=fixed_max_tokens,
+    )
+    store = open_store(uri, collection=collection)
     try:
-        recorded = probe.read_settings()
+        recorded = store.read_settings()
         if recorded is None and must_exist and not args.model:
             raise BGEError(
                 f"{where} holds no bge index; build it first: bge index SOURCE --store {uri}"
                 + (f" --collection {collection}" if collection != DEFAULT_COLLECTION else "")
             )
-        outputs_before = _recorded_outputs(recorded)
-        if recorded is not None:
-            # Cheap checks before a model is loaded.
-            if args.model and isinstance(recorded.get("model"), str) and not same_model(args.model, recorded["model"]):
-                raise IndexSettingsMismatchError(
-                    f"{where} was built with model {recorded['model']!r} (you asked for {args.model!r}): "
-                    "drop --model to use the recorded one, or use another --store or --collection"
-                )
-            if max_tokens is not None and not fixed_max_tokens and recorded.get("max_tokens") not in (None, max_tokens):
-                raise IndexSettingsMismatchError(
-                    f"{where} was built with --max-tokens {recorded['max_tokens']} (you asked for {max_tokens}): "
-                    "drop --max-tokens to reuse it, or use another --store or --collection"
-                )
-            if no_colbert and outputs_before is not None and "colbert" in outputs_before:
-                raise IndexSettingsMismatchError(
-                    f"{where} was built with ColBERT vectors (you asked for --no-colbert): "
-                    "drop --no-colbert, or use another --store or --collection"
-                )
-        model = args.model or (str(recorded["model"]) if recorded and recorded.get("model") else DEFAULT_MODEL)
-        inner = load_encoder(model, device=args.device, dtype=args.dtype, batch_size=write_batch_size)
-        encoder = CountingEncoder(inner)
-        kind: Kind = "m3" if encoder.supports_sparse else "dense"
-        if no_colbert is None:
-            no_colbert = outputs_before is not None and "colbert" not in outputs_before
-        colbert = kind == "m3" and encoder.supports_colbert and not no_colbert
-        outputs = ["dense"] + (["sparse"] if kind == "m3" else []) + (["colbert"] if colbert else [])
-        if fixed_max_tokens:
-            cap = encoder.max_length
-        else:
-            cap = max_tokens or (int(recorded["max_tokens"]) if recorded and recorded.get("max_tokens") else encoder.max_length)
-            if cap > encoder.max_length:
-                raise BGEError(f"--max-tokens {cap} is more than {model} takes ({encoder.max_length}); use at most that")
-            special = int(encoder.tokenizer.num_special_tokens_to_add(pair=False))
-            if cap <= special:
-                raise BGEError(f"--max-tokens {cap} leaves no room for text ({special} special tokens); use a larger value")
-        settings = make_settings(model=model, kind=kind, outputs=outputs, max_tokens=cap, dim=encoder.dim, layout=layout)
-        if recorded is not None:
-            check_settings(recorded, settings, where)
+        # Cheap checks (model, max tokens, ColBERT) before a model is loaded.
+        model = model_to_load(request, recorded, where)
+        encoder = CountingEncoder(load_encoder(model, device=args.device, dtype=args.dtype, batch_size=write_batch_size))
+        resolved = resolve_settings(request, recorded, ModelFacts.of(encoder), where)
         index = VectorIndex(
-            probe.store,
+            store,
             encoder,
             dense=True,
-            sparse=kind == "m3",
-            colbert=colbert,
+            sparse=resolved.kind == "m3",
+            colbert=resolved.colbert,
             show_progress=args.progress,
             write_batch_size=write_batch_size,
             # --batch-size B: B texts per encode step and per write, so an interrupted run
             # loses at most one step of work.
             chunk_size=write_batch_size,
         )
-        return _Session(probe, index, encoder, settings, recorded, where)
+        return _Session(index, encoder, resolved.settings, recorded, where)
     except BaseException:
-        probe.close()
+        _close_store(store)
         raise
 
 
@@ -221,7 +188,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             raise
         total = session.index.count()
     finally:
-        session.probe.close()
+        session.close()
     encoded = session.encoder.documents_encoded
     print(
         f"indexed {report.documents} documents ({len(ids)} chunks, at most {session.settings['max_tokens']} tokens each) "
@@ -351,9 +318,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             from bge_core.reranker import Reranker
 
             reranker = Reranker(args.rerank, device=args.device, dtype=args.dtype)
-        hits = session.index.search(args.query, args.k, mode=mode, filter=flt, rerank=reranker)
+        hits = session.index.search(args.query, options=SearchOptions(k=args.k, mode=mode, filter=flt, rerank=reranker))
     finally:
-        session.probe.close()
+        session.close()
     if args.json:
         for rank, h in enumerate(hits, 1):
             print(json.dumps(_hit_json(rank, h), ensure_ascii=False), file=out)
@@ -387,32 +354,19 @@ def _doc_ids(hits: Sequence[Hit]) -> list[str]:
     return list(seen)
 
 
-def run_queries(index: VectorIndex, queries: dict[str, str], modes: Sequence[str], k: int = 100) -> dict[str, dict[str, list[str]]]:
-    """``{mode: {qid: ranked doc ids}}``: all queries encoded once, in batches, then searched per mode."""
+def run_queries(
+    index: VectorIndex, queries: dict[str, str], modes: Sequence[str], k: int = 100
+) -> dict[str, dict[str, list[str]]]:
+    """``{mode: {qid: ranked doc ids}}``: all queries encoded in one pass for every mode, then
+    searched per mode in one ``search_batch`` (the store's batch query where it has one)."""
     qids = list(queries)
-    need_sparse = index.sparse and any(m in ("sparse", "hybrid", "colbert") for m in modes)
-    need_colbert = "colbert" in modes
-    enc = index.encoder.encode_outputs(
-        [queries[q] for q in qids], query=True, dense=True, sparse=need_sparse, colbert=need_colbert
-    )
-    runs: dict[str, dict[str, list[str]]] = {}
+    runs: dict[str, dict[str, list[str]]] = {mode: {} for mode in modes}
+    if not qids:
+        return runs
+    encoded = index.encode_queries([queries[q] for q in qids], modes=modes)  # type: ignore[arg-type]
     for mode in modes:
-        run: dict[str, list[str]] = {}
-        for i, qid in enumerate(qids):
-            request = SearchRequest(
-                mode=mode,  # type: ignore[arg-type]
-                limit=k,
-                dense=enc.dense[i] if enc.dense is not None else None,
-                sparse=enc.sparse[i] if need_sparse else None,
-                colbert=enc.colbert[i] if mode == "colbert" else None,
-                fusion="rrf",
-                rrf_k=DEFAULT_RRF_K,
-                weights=(1.0, 1.0),
-                prefetch_limit=max(4 * k, 100),
-                filter=None,
-            )
-            run[qid] = _doc_ids(index.store.query(request))
-        runs[mode] = run
+        results = index.search_batch(encoded, options=SearchOptions(k=k, mode=mode))  # type: ignore[arg-type]
+        runs[mode] = {qid: _doc_ids(hits) for qid, hits in zip(qids, results)}
     return runs
 
 
@@ -453,7 +407,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 quiet.setLevel(level)
         runs = run_queries(session.index, data.queries, modes)
     finally:
-        session.probe.close()
+        session.close()
     results = {mode: evaluate_run(runs[mode], data.qrels) for mode in modes}
     print(
         f"{Path(args.beir_dir).name}: {len(data.corpus)} documents, {len(data.queries)} queries ({args.split}), "
