@@ -504,8 +504,7 @@ class VectorIndex:
                 latest = {r[0]: r for r in rows}
                 todo = list(latest.values())
                 if skip_unchanged and todo:
-                    wanted = [r[0] for r in todo]
-                    stored = self._read(lambda: self.store.fetch_hashes(wanted), f"reading {len(wanted)} stored hashes")
+                    stored = self._fetch_hashes([r[0] for r in todo])
                     todo = [r for r in todo if stored.get(r[0]) != r[3]]
                 skipped = len(chunk) - len(todo)
                 if todo:
@@ -546,6 +545,9 @@ class VectorIndex:
 
     def _write_with_retry(self, records: Sequence[Record]) -> None:
         self.retry.run(lambda: self.store.upsert(records), self.store.is_transient, f"writing {len(records)} rows")
+
+    def _fetch_hashes(self, ids: list[str]) -> dict[str, str]:
+        return self._read(lambda: self.store.fetch_hashes(ids), f"reading {len(ids)} stored hashes")
 
     def _read(self, fn: Callable[[], T], what: str) -> T:
         """An idempotent store call (read, delete, collection check) under the retry policy."""

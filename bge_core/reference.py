@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from bge_core.errors import CollectionMismatchError
-from bge_core.index import CollectionSpec, Record, SearchRequest
 from bge_core.fusion import dbsf_fusion, fuse
+from bge_core.index import CollectionSpec, Record, SearchRequest
 from bge_core.scoring import lexical_score, maxsim
 from bge_core.types import Hit
 

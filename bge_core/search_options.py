@@ -74,7 +74,7 @@ def validate_filter_dict(flt: Mapping[str, Any]) -> dict[str, Any]:
             if not value or not all(isinstance(v, _SCALAR) for v in value):
                 raise ValueError(f"filter value for {key!r} must be a scalar or a non-empty list of scalars")
         elif not isinstance(value, _SCALAR):
-            raise ValueError(
+            raise ValueError(  # noqa: TRY004 - callers (and tests) catch ValueError for bad filters
                 f"filter value for {key!r} must be str, int, float or bool, got {type(value).__name__}"
             )
         if isinstance(value, float) and not math.isfinite(value):

@@ -24,7 +24,12 @@ from bge_core.evaluation import evaluate_run, load_beir
 from bge_core.index import MODES, Document, Mode, SearchOptions, Store, VectorIndex
 from bge_core.loading import resolve_model_dir
 from bge_core.models import KNOWN_MODELS
-from bge_core.settings import ModelFacts, SettingsRequest, model_to_load, resolve_settings
+from bge_core.settings import (
+    ModelFacts,
+    SettingsRequest,
+    model_to_load,
+    resolve_settings,
+)
 from bge_core.sources import (
     SourceReport,
     find_source_files,

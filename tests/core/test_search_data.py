@@ -152,7 +152,7 @@ def test_fusion_lives_in_one_module() -> None:
 
 
 def test_reference_store_fuses_through_the_fusion_module(filled: VectorIndex, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bge_core.reference as reference
+    from bge_core import reference
 
     calls: list[str] = []
     real = reference.fuse
@@ -329,7 +329,12 @@ def test_encode_queries_once_for_several_modes(m3: BGEM3Encoder, corpus: list[st
 
 # -- 3. settings: one pure function ---------------------------------------------------------------
 def test_resolve_settings_is_pure_and_says_how_to_fix() -> None:
-    from bge_core.settings import ModelFacts, SettingsRequest, model_to_load, resolve_settings
+    from bge_core.settings import (
+        ModelFacts,
+        SettingsRequest,
+        model_to_load,
+        resolve_settings,
+    )
 
     m3 = ModelFacts(kind="m3", dim=1024, supports_colbert=True, max_length=8192, special_tokens=2)
     where = "the index X"
@@ -359,7 +364,7 @@ def test_resolve_settings_is_pure_and_says_how_to_fix() -> None:
 
 
 def test_cli_opens_a_store_not_an_index(monkeypatch: pytest.MonkeyPatch, m3: BGEM3Encoder) -> None:
-    import bge_core.cli.stores as stores
+    from bge_core.cli import stores
 
     assert not hasattr(stores, "SettingsProbe")
     opened = InMemoryStore()
@@ -382,3 +387,22 @@ def test_cli_opens_a_store_not_an_index(monkeypatch: pytest.MonkeyPatch, m3: BGE
     assert stores.open_store("mem:x", collection="c") is opened
     with pytest.warns(DeprecationWarning, match="open_store"):
         assert stores.open_store("old:x", collection="c") is opened
+
+
+def test_cli_run_queries_goes_through_the_index(m3: BGEM3Encoder, corpus: list[str]) -> None:
+    from bge_core.cli.commands import run_queries
+
+    enc = CountingEncoder(m3)
+    store = InMemoryStore()
+    idx = VectorIndex(store, enc, show_progress=False)  # type: ignore[arg-type]
+    idx.add_documents([{"text": t, "metadata": {"doc_id": f"d{i}"}} for i, t in enumerate(corpus)])
+    batches: list[SearchRequest] = []
+    real = store.query_batch
+    store.query_batch = lambda reqs: batches.extend(reqs) or real(reqs)  # type: ignore[method-assign]
+    queries = {f"q{i}": q for i, q in enumerate(QUERIES)}
+    runs = run_queries(idx, queries, MODES, k=3)
+    assert enc.query_calls == [len(QUERIES)]  # one encoder pass for all modes
+    assert len(batches) == len(QUERIES) * len(MODES) and all(r.options is not None for r in batches)
+    for mode in MODES:
+        want = {qid: [h.metadata["doc_id"] for h in idx.search(q, 3, mode=mode)] for qid, q in queries.items()}  # type: ignore[arg-type]
+        assert runs[mode] == want
