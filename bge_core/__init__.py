@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from bge_core.index import Document, VectorIndex
     from bge_core.m3 import BGEM3Encoder
     from bge_core.reranker import Reranker
+    from bge_core.search_options import SearchOptions
 
 __all__ = [
     "KNOWN_MODELS",
@@ -44,6 +45,7 @@ __all__ = [
     "ModelNotAvailableError",
     "RerankResult",
     "Reranker",
+    "SearchOptions",
     "SparseVector",
     "StoreError",
     "TransientStoreError",
@@ -60,6 +62,7 @@ _LAZY = {
     "Reranker": "bge_core.reranker",
     "Document": "bge_core.index",
     "VectorIndex": "bge_core.index",
+    "SearchOptions": "bge_core.search_options",
 }
 
 
