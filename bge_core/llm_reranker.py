@@ -349,7 +349,7 @@ class LLMReranker(Reranker):
             net = transformers.AutoModelForCausalLM.from_pretrained(str(self.model_dir), attn_implementation="sdpa", **kwargs)
         except (ValueError, ImportError):
             net = transformers.AutoModelForCausalLM.from_pretrained(str(self.model_dir), **kwargs)
-        return net  # type: ignore[no-any-return]
+        return net
 
     # -- tokenisation ------------------------------------------------------------------------------
     def _plain_tokenizer(self) -> Tokenizer:

@@ -238,7 +238,8 @@ class _MiniCPMLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), rope, mask, self._scale) * self._residual_scale
-        return x + self.mlp(self.post_attention_layernorm(x)) * self._residual_scale
+        out: torch.Tensor = x + self.mlp(self.post_attention_layernorm(x)) * self._residual_scale
+        return out
 
 
 class _MiniCPMBody(nn.Module):
@@ -279,7 +280,7 @@ class LayerwiseMiniCPM(nn.Module):
             if depth in wanted:
                 # Only the last real token's hidden state is scored.
                 h = body.norm(_last_token(x, attention_mask))
-                head = self.lm_head[depth - s.start_layer]
+                head: _Head = self.lm_head[depth - s.start_layer]  # type: ignore[assignment]
                 scores.append(head.linear_head(h).float().view(-1))
             if depth < max(layers):
                 x = body.layers[depth](x, rope, mask)
@@ -375,7 +376,8 @@ class _Gemma2Layer(nn.Module):
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         h = self.self_attn(self.input_layernorm(x), rope, mask, self._scale, self._softcap)
         x = x + self.post_attention_layernorm(h)
-        return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
+        out: torch.Tensor = x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
+        return out
 
 
 class _Gemma2Body(nn.Module):
@@ -468,7 +470,8 @@ class LightweightGemma2(nn.Module):
         for depth in range(top + 1):
             if depth in wanted:
                 h = body.norm(_last_token(x, attention_mask))
-                logit = self.lm_head[len(scores)].linear_head(h)
+                head: _Head = self.lm_head[len(scores)]  # type: ignore[assignment]
+                logit = head.linear_head(h)
                 if s.final_logit_softcapping is not None:
                     logit = torch.tanh(logit / s.final_logit_softcapping) * s.final_logit_softcapping
                 scores.append(logit.float().view(-1))

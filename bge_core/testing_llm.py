@@ -51,7 +51,7 @@ def build_llm_tokenizer(path: str | Path, *, yes_token: bool = True, padding_sid
     tok = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
     tok.normalizer = normalizers.Replace(" ", "▁")
     tok.decoder = decoders.Replace("▁", " ")
-    fast = PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tok,
         bos_token="<bos>",
         eos_token="<eos>",
@@ -117,7 +117,9 @@ def build_tiny_llm_reranker(
         head_dim=hidden // heads,
         max_position_embeddings=4096,
         initializer_range=0.2,
-        **_ids(),
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
     )
     model = GemmaForCausalLM(config)
     _randomise(model, 0.2, seed)
