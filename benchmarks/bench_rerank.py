@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import warnings
+from pathlib import Path
 from typing import Any
 
 from common import CACHE, SCIFACT, print_table, scifact_docs, timed, write_json
@@ -29,16 +30,18 @@ def _pairs(n: int) -> list[tuple[str, str]]:
 
 def _cpu() -> str:
     try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                have = sorted(f for f in flags if f.startswith(("amx", "avx512_bf16", "avx512_vnni")))
-                return f"{name} ({', '.join(have) or 'no bf16/AMX flags'})"
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
     except OSError:
-        pass
-    return "unknown CPU"
+        return "unknown CPU"
+    name, flags = "unknown CPU", set()
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            name = line.split(":", 1)[1].strip()
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    have = sorted(f for f in flags if f.startswith(("amx", "avx512_bf16", "avx512_vnni")))
+    return f"{name} ({', '.join(have) or 'no bf16/AMX flags'})"
 
 
 def main() -> None:

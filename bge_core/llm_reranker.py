@@ -43,9 +43,9 @@ __all__ = [
     "KNOWN_LLM_RERANKERS",
     "LIGHTWEIGHT_PROMPT",
     "RERANKER_KINDS",
+    "LLMReranker",
     "LayerwiseLLMReranker",
     "LightweightLLMReranker",
-    "LLMReranker",
     "RerankerKind",
     "RerankerKindError",
     "detect_layerwise",
@@ -269,7 +269,6 @@ class LLMReranker(Reranker):
         show_progress: bool | None = None,
         kind: str | None = None,
     ) -> None:
-        import torch
         import transformers
 
         if kind not in (None, "auto", self._kind):
@@ -432,7 +431,6 @@ class LLMReranker(Reranker):
 
     def _score_batch(self, rows: list[list[int]], query_lengths: list[int]) -> torch.Tensor:
         """(layers, batch) scores; one layer here."""
-        import torch
 
         # Left padding puts every row's last token in the last column: one logits column per batch.
         input_ids, mask = self._tensors(rows, left=True)

@@ -27,7 +27,7 @@ class Reranker:
     ``kind=``) gets its class from :mod:`bge_core.llm_reranker`, checked before weights load.
     """
 
-    def __new__(cls, model: str | os.PathLike[str] = "BAAI/bge-reranker-v2-m3", *args: Any, **kwargs: Any) -> Reranker:
+    def __new__(cls, model: str | os.PathLike[str] = "BAAI/bge-reranker-v2-m3", *args: Any, **kwargs: Any) -> Reranker:  # noqa: PYI034
         # The one dispatch hook: the returned class's __init__ then runs with the same arguments.
         from bge_core.llm_reranker import reranker_class
 

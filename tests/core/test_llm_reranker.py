@@ -334,8 +334,8 @@ def test_index_search_reranks_with_llm_rerankers(m3: Any, ckpts: dict[str, Path]
 
 def test_langchain_and_llama_index_rerankers_accept_them(ckpts: dict[str, Path]) -> None:
     pytest.importorskip("langchain_core")
-    from langchain_core.documents import Document
     from langchain_bge import BGERerank
+    from langchain_core.documents import Document
 
     docs = [Document(page_content=p) for _, p in PAIRS[:6]]
     reranker = _ours(ckpts["layerwise"], "layerwise", 8)
@@ -352,3 +352,13 @@ def test_langchain_and_llama_index_rerankers_accept_them(ckpts: dict[str, Path])
     nodes = [NodeWithScore(node=TextNode(text=p)) for _, p in PAIRS[:6]]
     li = LIRerank(reranker=reranker, top_n=2).postprocess_nodes(nodes, QueryBundle("the cat"))
     assert [n.score for n in li] == pytest.approx(sorted(expected, reverse=True)[:2], abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["llm", "layerwise", "lightweight"])
+def test_bfloat16_runs_close_to_float32(ckpts: dict[str, Path], name: str) -> None:
+    fp32 = _ours(ckpts[name], name, 8).score(PAIRS[:10])
+    bf16 = Reranker(ckpts[name], device="cpu", dtype="bfloat16", max_length=MAX_LENGTH, **OPTIONS[name])
+    assert next(bf16.model.parameters()).dtype.is_floating_point and str(bf16.dtype) == "torch.bfloat16"
+    got = bf16.score(PAIRS[:10])
+    assert got.dtype == np.float32 and np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, fp32, atol=0.15)
