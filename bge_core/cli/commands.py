@@ -27,6 +27,7 @@ from bge_core.cli.encoders import (
     model_kind,
     same_model,
 )
+from bge_core.cli.ray_options import run_index_on_ray
 from bge_core.cli.stores import open_store
 from bge_core.errors import BGEError, IndexSettingsMismatchError
 from bge_core.evaluation import evaluate_run, load_beir
@@ -194,6 +195,8 @@ def _chunk_documents(session: _Session, sources: Sequence[str], report: SourceRe
 
 def cmd_index(args: argparse.Namespace) -> int:
     """``bge index SOURCE...``: chunk, encode and store files; re-runs resume and skip stored chunks."""
+    if getattr(args, "ray", False):  # bge index --ray: bge_core/cli/ray_options.py
+        return run_index_on_ray(args)
     out = _out(args)
     report = SourceReport()
     # Fail on bad SOURCE arguments before the store is opened or a model is loaded.
