@@ -9,6 +9,12 @@ Importing this package imports neither Ray nor torch.
 from __future__ import annotations
 
 from bge_ray.errors import RayIngestError, RowError
-from bge_ray.ingest import FailedRow, IngestProgress, IngestResult, ingest, is_server_uri
+from bge_ray.ingest import (
+    FailedRow,
+    IngestProgress,
+    IngestResult,
+    ingest,
+    is_server_uri,
+)
 
 __all__ = ["FailedRow", "IngestProgress", "IngestResult", "RayIngestError", "RowError", "ingest", "is_server_uri"]

@@ -18,6 +18,7 @@ worker or of the driver) only encodes what is missing.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -28,7 +29,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from bge_core.errors import BGEError, IndexSettingsMismatchError, MissingDependencyError
 from bge_core.index import RetryPolicy, VectorIndex
@@ -50,9 +51,10 @@ DEFAULT_COLLECTION = "bge"
 
 @dataclass(frozen=True)
 class FailedRow:
-    """A row skipped with ``on_error="skip"``: its id (or a label naming it) and the error."""
+    """A row left out with ``on_error="skip"``: its stored id (``None`` when it has none, e.g.
+    a null text without an ``id`` column) and the error, which names the row (its user id or text)."""
 
-    id: str
+    id: str | None
     message: str
 
 
@@ -201,7 +203,12 @@ def _plan(
 ) -> _Plan:
     """Reconcile the options with the recorded settings and load the model once on the
     driver's CPU (its dimension, max length and tokenizer), exactly as ``bge index`` does."""
-    from bge_core.cli.encoders import DEFAULT_MODEL, check_settings, make_settings, same_model
+    from bge_core.cli.encoders import (
+        DEFAULT_MODEL,
+        check_settings,
+        make_settings,
+        same_model,
+    )
 
     recorded = index.read_settings()
     outputs_before = [str(x) for x in recorded["outputs"]] if recorded and isinstance(recorded.get("outputs"), list) else None
@@ -225,7 +232,7 @@ def _plan(
         model = str(recorded["model"]) if recorded and recorded.get("model") else DEFAULT_MODEL
     worker_model: str | Callable[[], Any] = model if callable(model) and not isinstance(model, (str, os.PathLike)) else os.fspath(model)
     encoder = load_model(worker_model, device="cpu", dtype=dtype, batch_size=batch_size)
-    kind = "m3" if bool(getattr(encoder, "supports_sparse", False)) else "dense"
+    kind: Literal["m3", "dense"] = "m3" if bool(getattr(encoder, "supports_sparse", False)) else "dense"
     if colbert is None:
         colbert = outputs_before is None or "colbert" in outputs_before
     use_colbert = kind == "m3" and bool(getattr(encoder, "supports_colbert", False)) and colbert
@@ -421,7 +428,7 @@ def _stored_hashes(dataset: Any, index: VectorIndex, retry: RetryPolicy) -> dict
         rows, _ = prepare_rows(table)
         ids = [r.id for r in rows]
         if ids:
-            found = retry.run(lambda: index.store.fetch_hashes(ids), index.store.is_transient, "reading hashes")
+            found = retry.run(functools.partial(index.store.fetch_hashes, ids), index.store.is_transient, "reading hashes")
             stored.update(found)
     logger.info("%d rows of the dataset are stored already", len(stored))
     return stored
@@ -458,10 +465,10 @@ def _run(
             if "failed" in statuses:
                 for rid, st, err in zip(table.column("id").to_pylist(), statuses, table.column("error").to_pylist()):
                     if st == "failed":
-                        result.failed.append(FailedRow(str(rid), str(err)))
+                        result.failed.append(FailedRow(None if rid is None else str(rid), str(err)))
             if n_encoded:
                 records = decode_records(table, colbert_dim=colbert_dim)
-                index.retry.run(lambda: index.store.upsert(records), index.store.is_transient, f"writing {len(records)} rows")
+                index.retry.run(functools.partial(index.store.upsert, records), index.store.is_transient, f"writing {len(records)} rows")
             result.written += n_encoded + n_written
             result.rows += table.num_rows
             bar.update(table.num_rows, result)

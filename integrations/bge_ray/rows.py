@@ -170,8 +170,9 @@ def _blob(array: np.ndarray | None, dtype: type) -> bytes | None:
     return None if array is None else np.ascontiguousarray(array, dtype=dtype).tobytes()
 
 
-def status_table(rows: Sequence[tuple[str, str, str | None]], records: Iterable[Record] = ()) -> pa.Table:
-    """The workers' output: ``(id, status, error)`` rows plus full encoded ``records``."""
+def status_table(rows: Sequence[tuple[str | None, str, str | None]], records: Iterable[Record] = ()) -> pa.Table:
+    """The workers' output: ``(id, status, error)`` rows (id ``None``: a row whose id cannot
+    be computed) plus full encoded ``records``."""
     cols: dict[str, list[Any]] = {name: [] for name in OUTPUT_SCHEMA.names}
     for rid, status, error in rows:
         for name in OUTPUT_SCHEMA.names:

@@ -110,7 +110,7 @@ class EncodeWorker:
     def __call__(self, batch: pa.Table) -> pa.Table:
         cfg = self.config
         rows, problems = prepare_rows(batch)
-        status: list[tuple[str, str, str | None]] = []
+        status: list[tuple[str | None, str, str | None]] = []
         for p in problems:
             self._row_failed(status, p.label, p.id, p.message)
         latest: dict[str, PreparedRow] = {}
@@ -140,7 +140,7 @@ class EncodeWorker:
         except Exception as exc:
             raise RuntimeError(f"{MARKER}store: {_one_line(exc)}") from exc
 
-    def _encode(self, todo: list[PreparedRow], status: list[tuple[str, str, str | None]]) -> list[Record]:
+    def _encode(self, todo: list[PreparedRow], status: list[tuple[str | None, str, str | None]]) -> list[Record]:
         cfg = self.config
         try:
             return build_records(self.encoder, todo, sparse=cfg.sparse, colbert=cfg.colbert)
@@ -157,17 +157,17 @@ class EncodeWorker:
                 self._row_failed(status, r.label, r.id, _one_line(exc))
         return records
 
-    def _row_failed(self, status: list[tuple[str, str, str | None]], label: str, rid: str | None, message: str) -> None:
+    def _row_failed(self, status: list[tuple[str | None, str, str | None]], label: str, rid: str | None, message: str) -> None:
         text = f"row {label} failed: {message}"
         if self.config.on_error == "fail":
             raise ValueError(f"{MARKER}row: {text}")
         logger.warning("skipping %s", text)
-        status.append((rid or label, "failed", text))
+        status.append((rid, "failed", text))
 
     def __del__(self) -> None:
         owner = getattr(self, "_owner", None)
         if owner is not None:
             try:
                 owner.close()
-            except Exception:  # noqa: BLE001 - best effort at interpreter exit
-                pass
+            except Exception as exc:  # noqa: BLE001 - best effort at interpreter exit
+                logger.debug("closing the store client failed: %s", exc)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from store_dump import assert_same, milvus_rows
 
 

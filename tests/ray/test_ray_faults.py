@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from ray_helpers import CountingModel, encoded_count, rows
 from store_dump import assert_same, qdrant_rows
 
@@ -32,6 +31,7 @@ def _worker_pids() -> list[int]:
 def test_minilm_worker_killed_mid_job_still_equals_single_process(ray_cluster: Any, minilm_path: Path, tmp_path: Path) -> None:
     pytest.importorskip("psutil")
     import bge_ray
+
     from bge_core import DenseEncoder
 
     data = rows(96, seed=1)
@@ -82,6 +82,7 @@ print("DONE", flush=True)
 
 def test_driver_sigkill_then_rerun_encodes_only_the_missing_rows(ray_cluster: Any, tiny_m3_path: Path, tmp_path: Path) -> None:
     import bge_ray
+
     from bge_core.cli.stores import open_store
 
     n = 160

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from ray_helpers import rows
 from store_dump import assert_same, qdrant_rows
 
@@ -29,6 +28,7 @@ def _single_process(uri: str, encoder: Any, data: list[dict[str, Any]], *, colbe
 
 def test_m3_two_workers_into_qdrant_local_equal_single_process(ray_cluster: Any, tiny_m3_path: Path, tmp_path: Path) -> None:
     import bge_ray
+
     from bge_core import BGEM3Encoder
 
     data = rows(48)
@@ -40,7 +40,8 @@ def test_m3_two_workers_into_qdrant_local_equal_single_process(ray_cluster: Any,
         on_error="skip", on_progress=seen.append,
     )
     assert (result.rows, result.encoded, result.written, result.skipped, result.stored) == (49, 48, 48, 0, 48)
-    assert [f.id for f in result.failed] == ["id='broken-row'"] and "not str" in result.failed[0].message
+    assert len(result.failed) == 1 and result.failed[0].id is None
+    assert "row id='broken-row' failed: 'text' is NoneType, not str" in result.failed[0].message
     assert seen and seen[-1].rows == 49 and seen[-1].total == 49
     assert result.settings["kind"] == "m3" and result.settings["outputs"] == ["dense", "sparse", "colbert"]
 
@@ -57,6 +58,7 @@ def test_m3_two_workers_into_qdrant_local_equal_single_process(ray_cluster: Any,
 
 def test_bad_input_fails_before_any_work(ray_cluster: Any, tiny_m3_path: Path, tmp_path: Path) -> None:
     import bge_ray
+
     from bge_core.errors import StoreError
 
     store = tmp_path / "never"
