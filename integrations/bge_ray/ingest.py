@@ -406,6 +406,7 @@ def ingest(
                 skip_unchanged=skip_unchanged,
                 store_uri=store_uri if server else None,
                 collection=collection,
+                spec=index.spec,
                 retry=retry,
             )
             result = IngestResult(settings=plan.settings, report=report)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from bge_core.index import Record, RetryPolicy
+from bge_core.index import CollectionSpec, Record, RetryPolicy
 from bge_ray.errors import MARKER
 from bge_ray.rows import PreparedRow, prepare_rows, status_table
 
@@ -49,6 +49,7 @@ class WorkerConfig:
     skip_unchanged: bool
     store_uri: str | None = None
     collection: str = "bge"
+    spec: CollectionSpec | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -103,9 +104,13 @@ class EncodeWorker:
 
             try:
                 self._owner = open_store(config.store_uri, collection=config.collection, show_progress=False)
+                self.store = self._owner.store
+                # The driver created the collection; this validates it and tells this client
+                # which vectors it holds (a store learns its layout in ensure()).
+                if config.spec is not None:
+                    self.store.ensure(config.spec)
             except Exception as exc:
                 raise RuntimeError(f"{MARKER}store: {_one_line(exc)}") from exc
-            self.store = self._owner.store
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         cfg = self.config
