@@ -29,13 +29,13 @@ def main() -> None:
     server.wait_started(timeout=240_000)
     started = time.perf_counter() - t
     try:
-        import ray
-
         import bge_ray
+        import ray
+        from ray_helpers import rows
+
         from bge_core.cli.encoders import load_encoder
         from bge_core.cli.stores import open_store
         from bge_core.index import VectorIndex
-        from ray_helpers import rows
 
         data = rows(64, seed=9)
         uri = "milvus+http://127.0.0.1:19530"
