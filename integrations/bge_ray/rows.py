@@ -20,10 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
+from bge_core.errors import MissingDependencyError
 from bge_core.index import Record, content_hash, make_id
 from bge_core.types import SparseVector
+
+try:
+    import pyarrow as pa
+except ImportError as exc:  # pragma: no cover - pyarrow comes with ray[data]
+    raise MissingDependencyError("ray[data]", "ray", "distributed ingest on Ray") from exc
 
 __all__ = [
     "METADATA_COLUMN",
