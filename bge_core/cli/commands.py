@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bge_core.cli.encoders import CountingEncoder, Kind, load_encoder, model_kind
+from bge_core.cli.ray_options import run_index_on_ray
 from bge_core.cli.stores import open_store
 from bge_core.errors import BGEError
 from bge_core.evaluation import evaluate_run, load_beir
@@ -166,6 +167,8 @@ def _chunk_documents(session: _Session, sources: Sequence[str], report: SourceRe
 
 def cmd_index(args: argparse.Namespace) -> int:
     """``bge index SOURCE...``: chunk, encode and store files; re-runs resume and skip stored chunks."""
+    if getattr(args, "ray", False):  # bge index --ray: bge_core/cli/ray_options.py
+        return run_index_on_ray(args)
     out = _out(args)
     report = SourceReport()
     # Fail on bad SOURCE arguments before the store is opened or a model is loaded.

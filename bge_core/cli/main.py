@@ -25,6 +25,7 @@ from bge_core.cli.commands import (
     cmd_search,
 )
 from bge_core.cli.encoders import DEFAULT_MODEL
+from bge_core.cli.ray_options import add_ray_options
 from bge_core.cli.stores import DEFAULT_STORE
 from bge_core.errors import BGEError
 
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the recorded value, else the model's max length)")
     p.add_argument("--no-colbert", action="store_true", default=False, help="do not store ColBERT vectors (M3 models)")
     p.add_argument("--batch-size", type=_positive, default=32, help="chunks encoded and written per step (default 32)")
+    add_ray_options(p)  # bge index --ray (bge_core/cli/ray_options.py)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", parents=[common], help="search an index", description="Search an index built by bge index.")
