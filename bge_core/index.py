@@ -626,12 +626,12 @@ def rerank_hits(reranker: RerankerLike, query: str, hits: list[Hit]) -> list[Hit
     """Reorder hits by cross-encoder score; keeps earlier stage scores in ``Hit.scores``."""
     if not hits:
         return hits
+    from bge_core.ranking import top_n_order
+
     scores = reranker.score([(query, h.text) for h in hits])
-    order = np.argsort(-np.asarray(scores), kind="stable")
     out = []
-    for i in order:
-        h = hits[int(i)]
-        s = float(scores[int(i)])
+    for i in top_n_order(scores):
+        h, s = hits[i], float(scores[i])
         out.append(Hit(h.id, s, h.text, h.metadata, {**h.scores, "rerank": s}))
     return out
 
