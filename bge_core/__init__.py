@@ -24,8 +24,10 @@ from bge_core.types import Hit, M3Output, RerankResult, SparseVector
 
 if TYPE_CHECKING:
     from bge_core.dense import DenseEncoder
+    from bge_core.holder import ModelHolder
     from bge_core.index import Document, VectorIndex
     from bge_core.m3 import BGEM3Encoder
+    from bge_core.kinds import ModelKindError, load
     from bge_core.reranker import Reranker
 
 __all__ = [
@@ -40,7 +42,9 @@ __all__ = [
     "M3Output",
     "MissingDependencyError",
     "ModelFilesError",
+    "ModelHolder",
     "ModelInfo",
+    "ModelKindError",
     "ModelNotAvailableError",
     "RerankResult",
     "Reranker",
@@ -48,6 +52,7 @@ __all__ = [
     "StoreError",
     "TransientStoreError",
     "VectorIndex",
+    "load",
     "model_info",
     "scoring",
 ]
@@ -60,6 +65,9 @@ _LAZY = {
     "Reranker": "bge_core.reranker",
     "Document": "bge_core.index",
     "VectorIndex": "bge_core.index",
+    "ModelHolder": "bge_core.holder",
+    "ModelKindError": "bge_core.kinds",
+    "load": "bge_core.kinds",
 }
 
 

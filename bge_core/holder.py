@@ -103,13 +103,15 @@ class ModelHolder:
             return self._obj
 
     def __getstate__(self) -> dict[str, Any]:
-        # The spec travels, not the model: the copy loads lazily on the other side.
-        return {"spec": self.spec, "name": self._name, "obj": self._obj if self.spec is None else None}
+        # The spec travels, not the model: the copy loads lazily on the other side. A model
+        # object given without a spec travels as itself (it must be picklable).
+        state = {k: v for k, v in self.__dict__.items() if k != "_lock"}
+        if self.spec is not None:
+            state["_obj"] = None
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.spec = state["spec"]
-        self._name = state["name"]
-        self._obj = state["obj"]
+        self.__dict__.update(state)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
