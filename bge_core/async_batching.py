@@ -73,7 +73,9 @@ class DynamicBatcher(Generic[R]):
             if not self._pending:
                 return []
             first = self._pending[0]
-            batch, rest, total = [], [], 0
+            batch: list[_Request] = []
+            rest: list[_Request] = []
+            total = 0
             for req in self._pending:
                 if req.query == first.query and (not batch or total + len(req.texts) <= self._max_texts):
                     batch.append(req)

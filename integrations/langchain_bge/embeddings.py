@@ -120,7 +120,8 @@ class BGEEmbeddings(Embeddings):
     @property
     def encoder(self) -> IndexEncoder:
         """The underlying bge_core encoder (loads the model on first access)."""
-        return self.encoder_holder.get()
+        enc: IndexEncoder = self.encoder_holder.get()
+        return enc
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (no instruction): one ``dim``-sized list of floats per text."""

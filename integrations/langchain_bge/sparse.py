@@ -62,7 +62,7 @@ class BGEM3SparseBase:
     @property
     def encoder(self) -> IndexEncoder:
         """The underlying ``BGEM3Encoder`` (loads the model on first access)."""
-        enc = self.encoder_holder.get()
+        enc: IndexEncoder = self.encoder_holder.get()
         if not getattr(enc, "supports_sparse", False):
             raise ValueError(
                 f"{self.model_name} has no sparse head: sparse embeddings need a BGE-M3 checkpoint "
