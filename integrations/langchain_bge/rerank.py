@@ -42,6 +42,11 @@ def _ranked(
     return out
 
 
+def _without(state: dict[Any, Any], field: str) -> dict[Any, Any]:
+    """A pydantic pickle state with the model-object ``field`` cleared."""
+    return {**state, "__dict__": {**state["__dict__"], field: None}}
+
+
 class BGERerank(BaseDocumentCompressor):
     """Rerank documents with a BGE cross-encoder (``bge_core.Reranker``).
 
@@ -97,6 +102,10 @@ class BGERerank(BaseDocumentCompressor):
     def model_holder(self) -> ModelHolder:
         """The shared lazy reranker holder."""
         return self._holder
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # The holder carries the model (as its spec); the object field would drag torch along.
+        return _without(super().__getstate__(), "reranker")
 
     @property
     def cross_encoder(self) -> Any:
@@ -161,6 +170,10 @@ class BGEColBERTRerank(BaseDocumentCompressor):
     def encoder_holder(self) -> ModelHolder:
         """The shared lazy encoder (pass this wrapper as ``encoder=`` to share the model)."""
         return self._holder
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # The holder carries the model (as its spec); the object field would drag torch along.
+        return _without(super().__getstate__(), "encoder")
 
     def score(self, query: str, documents: Sequence[Document]) -> list[float]:
         """ColBERT MaxSim score of each document for ``query``, in input order."""

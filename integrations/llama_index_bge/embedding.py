@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Literal
 
@@ -11,6 +12,7 @@ from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 from bge_core.async_batching import DynamicBatcher
 from bge_core.cache import shared_cache
 from bge_core.holder import ModelHolder, as_holder
+from llama_index_bge.pickling import KeepsHolder
 
 __all__ = ["BGEEmbedding"]
 
@@ -22,7 +24,21 @@ _MODEL_OPTIONS = (
 )
 
 
-class BGEEmbedding(BaseEmbedding):
+def _dense_rows(holder: ModelHolder, texts: list[str], query: bool) -> list[Embedding]:
+    """Dense vectors as lists; an M3 encoder goes through its shared one-pass cache."""
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings; wrap it: [text]")
+    enc = holder.get()
+    if getattr(enc, "supports_sparse", False):
+        out = shared_cache(enc).encode(texts, query=query)
+    else:
+        out = enc.encode_outputs(texts, query=query, dense=True, sparse=False, colbert=False)
+    assert out.dense is not None
+    rows: list[Embedding] = out.dense.tolist()
+    return rows
+
+
+class BGEEmbedding(KeepsHolder, BaseEmbedding):
     """Dense BGE embeddings for LlamaIndex.
 
     With a BGE-M3 model (``BGEM3Encoder``) queries and documents are embedded alike, and dense
@@ -96,7 +112,12 @@ class BGEEmbedding(BaseEmbedding):
         else:
             options = {k: getattr(self, k) for k in _MODEL_OPTIONS}
             self._ref = as_holder(self.model_name, kind=self.kind, role="embed", **options)
-        self._batcher = DynamicBatcher(self._embed)
+        self._bind()
+
+    def _bind(self) -> None:
+        # The batcher calls a module function of the holder, not a method: pickling this
+        # object then never recurses through the batcher.
+        self._batcher = DynamicBatcher(functools.partial(_dense_rows, self._ref))
 
     @classmethod
     def class_name(cls) -> str:
@@ -114,16 +135,7 @@ class BGEEmbedding(BaseEmbedding):
         return self._ref
 
     def _embed(self, texts: list[str], query: bool) -> list[Embedding]:
-        if isinstance(texts, str):
-            raise TypeError("texts must be a list of strings; wrap it: [text]")
-        enc = self.encoder
-        if getattr(enc, "supports_sparse", False):
-            out = shared_cache(enc).encode(texts, query=query)
-        else:
-            out = enc.encode_outputs(texts, query=query, dense=True, sparse=False, colbert=False)
-        assert out.dense is not None
-        rows: list[Embedding] = out.dense.tolist()
-        return rows
+        return _dense_rows(self._ref, texts, query)
 
     def _get_query_embedding(self, query: str) -> Embedding:
         return self._embed([query], True)[0]

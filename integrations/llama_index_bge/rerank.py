@@ -18,6 +18,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 from bge_core.holder import ModelHolder
 from bge_core.ranking import check_top_n, colbert_scores, top_n_order
 from llama_index_bge.nodes import with_stage_score
+from llama_index_bge.pickling import KeepsHolder
 from llama_index_bge.sparse import resolve_m3_ref
 
 dispatcher = get_dispatcher(__name__)
@@ -62,7 +63,7 @@ def _rerank(
     return ranked
 
 
-class BGERerank(BaseNodePostprocessor):
+class BGERerank(KeepsHolder, BaseNodePostprocessor):
     """Cross-encoder rerank with a BGE reranker (``bge_core.Reranker``).
 
     Returns new ``NodeWithScore`` objects, best first, scored by the reranker (raw logits, or
@@ -138,7 +139,7 @@ class BGERerank(BaseNodePostprocessor):
         return await asyncio.to_thread(self._postprocess_nodes, nodes, query_bundle)
 
 
-class BGEColBERTRerank(BaseNodePostprocessor):
+class BGEColBERTRerank(KeepsHolder, BaseNodePostprocessor):
     """Rerank by BGE-M3 ColBERT late interaction (``bge_core.scoring.maxsim``).
 
     Encodes the query and the node texts with ``colbert=True`` and orders nodes by MaxSim.

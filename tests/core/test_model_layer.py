@@ -140,7 +140,7 @@ def test_holder_of_a_given_model_pickles_as_its_spec(m3: BGEM3Encoder) -> None:
     copy = pickle.loads(pickle.dumps(holder))
     assert not copy.loaded
     assert isinstance(copy.spec, ModelSpec) and copy.spec.kind == "m3"
-    np.testing.assert_allclose(copy.get().encode(["the cat"]).dense, m3.encode(["the cat"]).dense, rtol=1e-6)
+    np.testing.assert_allclose(copy.get().encode(["the cat"]).dense, m3.encode(["the cat"]).dense, rtol=1e-5, atol=1e-6)
     assert as_holder(holder) is holder
     with pytest.raises(TypeError, match=r"\.encode_outputs"):
         as_holder(object(), check="encode_outputs")
@@ -229,7 +229,7 @@ def test_executor_pipelines_one_batch_ahead(tiny_m3_path: Path) -> None:
 def test_dense_text_instruction_and_m3_refuses_instructions(dense_path: Path, tiny_m3_path: Path) -> None:
     plain = DenseEncoder(dense_path, device="cpu", dtype="float32")
     prefixed = DenseEncoder(dense_path, device="cpu", dtype="float32", text_instruction="passage: ")
-    np.testing.assert_allclose(prefixed.encode_documents(["the cat"]), plain.encode(["passage: the cat"]), rtol=1e-6)
+    np.testing.assert_allclose(prefixed.encode_documents(["the cat"]), plain.encode(["passage: the cat"]), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="no query instruction"):
         BGEM3Encoder(tiny_m3_path, device="cpu", query_instruction="query: ")
     raw = BGEM3Encoder(tiny_m3_path, device="cpu", dtype="float32", normalize=False).encode(["the cat"], sparse=False)
