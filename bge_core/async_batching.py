@@ -94,7 +94,7 @@ class DynamicBatcher(Generic[R]):
             try:
                 self.calls += 1
                 rows = await asyncio.to_thread(self._fn, texts, live[0].query)
-            except Exception as exc:  # handed to every caller of this batch, not swallowed
+            except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch, not swallowed
                 for r in live:
                     if not r.future.done():
                         r.future.set_exception(exc)

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from bge_core.encoder_base import EncoderModel, StagedBatch, TransformerRunner, check_texts, pool
+from bge_core.encoder_base import (
+    EncoderModel,
+    StagedBatch,
+    TransformerRunner,
+    check_texts,
+    pool,
+)
 from bge_core.kinds import ModelSpec
 from bge_core.loading import read_sentence_transformers_config
 from bge_core.models import model_info

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bge_core.encoder_base import EncoderModel, StagedBatch, TransformerRunner, check_texts
+from bge_core.encoder_base import (
+    EncoderModel,
+    StagedBatch,
+    TransformerRunner,
+    check_texts,
+)
 from bge_core.kinds import ModelSpec
 from bge_core.loading import load_head_state_dict
 from bge_core.scoring import dense_score, lexical_score, maxsim

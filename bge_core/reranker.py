@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bge_core.encoder_base import RunnerModel, StagedBatch, TransformerRunner, check_texts
+from bge_core.encoder_base import (
+    RunnerModel,
+    StagedBatch,
+    TransformerRunner,
+    check_texts,
+)
 from bge_core.kinds import ModelSpec
 from bge_core.ranking import top_n_order
 from bge_core.types import FloatArray, RerankResult

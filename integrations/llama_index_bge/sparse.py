@@ -14,8 +14,8 @@ import os
 from typing import Any
 
 from bge_core.cache import shared_cache
-from bge_core.types import SparseVector
 from bge_core.holder import ModelHolder, as_holder
+from bge_core.types import SparseVector
 
 __all__ = ["BGEM3SparseFunction", "bge_m3_sparse_functions", "resolve_m3_ref", "sparse_vectors"]
 
@@ -27,9 +27,13 @@ def resolve_m3_ref(
 ) -> ModelHolder:
     """The :class:`~bge_core.holder.ModelHolder` of a BGE-M3 model given as a name, an encoder, a
     :class:`~llama_index_bge.BGEEmbedding` (its model is shared) or a holder."""
-    if encoder is not None and not isinstance(encoder, (str, os.PathLike, ModelHolder)):
-        if getattr(encoder, "encoder_ref", None) is None and not callable(getattr(encoder, "encode_outputs", None)):
-            raise TypeError(f"expected a BGEM3Encoder, a model name or a BGEEmbedding, got {type(encoder).__name__}")
+    if (
+        encoder is not None
+        and not isinstance(encoder, (str, os.PathLike, ModelHolder))
+        and getattr(encoder, "encoder_ref", None) is None
+        and not callable(getattr(encoder, "encode_outputs", None))
+    ):
+        raise TypeError(f"expected a BGEM3Encoder, a model name or a BGEEmbedding, got {type(encoder).__name__}")
     return as_holder(encoder, default="BAAI/bge-m3", kind="m3", device=device, dtype=dtype, max_length=max_length)
 
 

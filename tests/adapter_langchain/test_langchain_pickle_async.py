@@ -10,9 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from langchain_bge import (
+    BGEColBERTRerank,
+    BGEEmbeddings,
+    BGEM3SparseEmbeddings,
+    BGERerank,
+)
 from langchain_core.documents import Document
-
-from langchain_bge import BGEColBERTRerank, BGEEmbeddings, BGEM3SparseEmbeddings, BGERerank
 
 OPTS: dict[str, Any] = {"device": "cpu", "dtype": "float32"}
 TEXTS = ["the cat", "cancer cells grow", "blood gene protein", "", "zzz qqq"]

@@ -11,9 +11,19 @@ from typing import Any
 
 import numpy as np
 import pytest
-from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload, LlamaDebugHandler
+from llama_index.core.callbacks import (
+    CallbackManager,
+    CBEventType,
+    EventPayload,
+    LlamaDebugHandler,
+)
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-from llama_index_bge import BGEColBERTRerank, BGEEmbedding, BGERerank, bge_m3_sparse_functions
+from llama_index_bge import (
+    BGEColBERTRerank,
+    BGEEmbedding,
+    BGERerank,
+    bge_m3_sparse_functions,
+)
 
 QUERY = "cancer cells in the liver"
 OPTS: dict[str, Any] = {"device": "cpu", "dtype": "float32"}
@@ -142,7 +152,7 @@ def test_rerankers_emit_callback_and_instrumentation_events(which: str, m3: Any,
 # -- 19.8 pickle -------------------------------------------------------------------------------
 def test_wrappers_pickle_before_and_after_load(tiny_m3_path: Path, reranker: Any, docs: list[str]) -> None:
     emb = BGEEmbedding(model_name=str(tiny_m3_path), **OPTS)
-    doc_fn, query_fn = bge_m3_sparse_functions(emb)
+    doc_fn, _query_fn = bge_m3_sparse_functions(emb)
     before = pickle.loads(pickle.dumps(emb))
     assert not before.encoder_ref.loaded
     vec = emb.get_text_embedding("cells")

@@ -16,7 +16,15 @@ import pytest
 from bge_core import BGEM3Encoder, DenseEncoder, Reranker
 from bge_core.errors import ModelNotAvailableError
 from bge_core.holder import ModelHolder, as_holder
-from bge_core.kinds import KINDS, ModelKind, ModelKindError, ModelSpec, detect_kind, load, register_kind
+from bge_core.kinds import (
+    KINDS,
+    ModelKind,
+    ModelKindError,
+    ModelSpec,
+    detect_kind,
+    load,
+    register_kind,
+)
 from bge_core.ranking import check_top_n, colbert_scores, top_n_order
 from bge_core.scoring import maxsim
 

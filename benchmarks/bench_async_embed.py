@@ -1,0 +1,80 @@
+"""Benchmark: concurrent async embedding calls, before and after the dynamic batcher.
+
+``BGEEmbeddings`` (LangChain) on real all-MiniLM-L6-v2 weights, SciFact documents. Each round
+takes fresh documents and times, on the same 128 texts:
+
+- one 128-text ``embed_documents`` call (the floor),
+- four sequential 32-text calls,
+- four concurrent 32-text ``aembed_documents`` calls, the way they ran before the batcher
+  (each on its own worker thread, serialised by the model's forward lock),
+- the same four concurrent calls through the dynamic batcher (what ``aembed_documents`` does now).
+
+    python benchmarks/bench_async_embed.py [--rounds 5] [--json out.json]
+
+On a loaded shared machine run it with OMP_NUM_THREADS=1: spinning intra-op threads otherwise
+dominate and the figures say more about the neighbours than about batching.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import statistics
+import time
+from typing import Any
+
+from common import minilm_dir, print_table, scifact_docs, write_json
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--per-call", type=int, default=32)
+    ap.add_argument("--calls", type=int, default=4)
+    ap.add_argument("--json", default="")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+
+    import numpy as np
+    from langchain_bge import BGEEmbeddings
+
+    emb = BGEEmbeddings(str(minilm_dir()), device="cpu")
+    docs = scifact_docs()
+    n = args.per_call * args.calls
+    emb.embed_documents(docs[:16])  # load + warm up
+
+    async def before(parts: list[list[str]]) -> list[list[list[float]]]:
+        return list(await asyncio.gather(*(asyncio.to_thread(emb.embed_documents, p) for p in parts)))
+
+    async def after(parts: list[list[str]]) -> list[list[list[float]]]:
+        return list(await asyncio.gather(*(emb.aembed_documents(p) for p in parts)))
+
+    times: dict[str, list[float]] = {k: [] for k in ("one call", "sequential", "concurrent before", "concurrent after")}
+    for r in range(args.rounds):
+        batch = docs[16 + r * n : 16 + (r + 1) * n]
+        parts = [batch[i * args.per_call : (i + 1) * args.per_call] for i in range(args.calls)]
+        runs: dict[str, Any] = {
+            "one call": lambda batch=batch: emb.embed_documents(batch),
+            "sequential": lambda parts=parts: [emb.embed_documents(p) for p in parts],
+            "concurrent before": lambda parts=parts: asyncio.run(before(parts)),
+            "concurrent after": lambda parts=parts: asyncio.run(after(parts)),
+        }
+        results = {}
+        names = list(runs)
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate: load drifts on a shared machine
+            fn = runs[name]
+            t = time.perf_counter()
+            results[name] = fn()
+            times[name].append(time.perf_counter() - t)
+        flat = [v for part in results["concurrent after"] for v in part]
+        np.testing.assert_allclose(flat, results["one call"], rtol=1e-4, atol=1e-5)
+    base = statistics.median(times["one call"])
+    rows = [[name, statistics.median(ts), statistics.median(ts) / base] for name, ts in times.items()]
+    print(f"{args.calls} x {args.per_call} SciFact docs, all-MiniLM-L6-v2, median of {args.rounds} rounds")
+    print_table(["run", "seconds", "vs one call"], rows)
+    write_json(args.json, {name: ts for name, ts in times.items()})
+
+
+if __name__ == "__main__":
+    main()
