@@ -26,9 +26,13 @@ if TYPE_CHECKING:
     from bge_core.dense import DenseEncoder
     from bge_core.holder import ModelHolder
     from bge_core.index import Document, VectorIndex
-    from bge_core.llm_reranker import LayerwiseLLMReranker, LightweightLLMReranker, LLMReranker
-    from bge_core.m3 import BGEM3Encoder
     from bge_core.kinds import ModelKindError, load
+    from bge_core.llm_reranker import (
+        LayerwiseLLMReranker,
+        LightweightLLMReranker,
+        LLMReranker,
+    )
+    from bge_core.m3 import BGEM3Encoder
     from bge_core.reranker import Reranker
     from bge_core.search_options import SearchOptions
 

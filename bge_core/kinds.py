@@ -67,6 +67,8 @@ class ModelKind:
         detect: ``(folder, config.json) -> bool`` for ``kind="auto"``; ``None``: never detected,
             only chosen explicitly or through the registry of known models.
         description: a few words for error messages.
+        fallback: a catch-all kind (any other encoder is dense, any other causal LM an LLM
+            reranker): a specific kind that also matches wins over it.
     """
 
     name: str
@@ -74,6 +76,7 @@ class ModelKind:
     target: str
     detect: Detector | None = field(default=None, compare=False)
     description: str = ""
+    fallback: bool = False
 
     def model_class(self) -> Any:
         """The model class (imports its module)."""
@@ -132,11 +135,11 @@ def _llm_detector(name: str) -> Detector:
 
 for _kind in (
     ModelKind("m3", "embed", "bge_core.m3:BGEM3Encoder", _detect_m3, "a BGE-M3 model (dense + sparse + ColBERT)"),
-    ModelKind("dense", "embed", "bge_core.dense:DenseEncoder", _detect_dense, "a dense embedding model"),
+    ModelKind("dense", "embed", "bge_core.dense:DenseEncoder", _detect_dense, "a dense embedding model", fallback=True),
     ModelKind("reranker", "rerank", "bge_core.reranker:Reranker", _detect_reranker, "a cross-encoder reranker"),
     # The LLM members of the reranker family; their detectors live with their code (imported on use).
     ModelKind("llm-reranker", "rerank", "bge_core.llm_reranker:LLMReranker",
-              _llm_detector("detect_llm_reranker"), "an LLM reranker (Yes logit)"),
+              _llm_detector("detect_llm_reranker"), "an LLM reranker (Yes logit)", fallback=True),
     ModelKind("layerwise-reranker", "rerank", "bge_core.llm_reranker:LayerwiseLLMReranker",
               _llm_detector("detect_layerwise"), "a layer-wise MiniCPM reranker"),
     ModelKind("lightweight-reranker", "rerank", "bge_core.llm_reranker:LightweightLLMReranker",
@@ -183,6 +186,9 @@ def _detect_folder(name: str, folder: Path) -> ModelKind:
         )
     config = _read_config(folder)
     matches = [k for k in KINDS.values() if k.detect is not None and k.detect(folder, config)]
+    specific = [k for k in matches if not k.fallback]
+    if specific:
+        matches = specific
     if len(matches) == 1:
         return matches[0]
     arch = "+".join(_architectures(config)) or "no architectures in config.json"

@@ -178,7 +178,9 @@ def reranker_class(cls: type[Reranker], model: str | os.PathLike[str], kind: str
         return cls
     if kind is None or kind == "auto":
         kind = _auto_kind(os.fspath(model))
-    from bge_core.kinds import KINDS  # the one registry of model kinds and their classes
+    from bge_core.kinds import (
+        KINDS,  # the one registry of model kinds and their classes
+    )
 
     classes = {name: entry for name, entry in KINDS.items() if entry.role == "rerank"}
     if kind not in classes:
@@ -290,9 +292,9 @@ class LLMReranker(Reranker):
                     f"for each kind ({_supported()})"
                 )
         self._check_config()
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        if self.device.type == "cpu":
+        self._torch_device = resolve_device(device)
+        self._torch_dtype = resolve_dtype(dtype, self._torch_device)
+        if self._torch_device.type == "cpu":
             _default_threads()
         # trust_remote_code=False: a checkpoint with its own modeling code (auto_map) must not
         # prompt or run that code; the tokenizers of these checkpoints are standard ones.
@@ -304,9 +306,9 @@ class LLMReranker(Reranker):
         self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
         self._max_length = max_length
         self.query_max_length = query_max_length or max_length * 3 // 4
-        self.batch_size = batch_size or (32 if self.device.type == "cpu" else 128)
+        self.batch_size = batch_size or (32 if self._torch_device.type == "cpu" else 128)
         if max_batch_tokens is None:
-            max_batch_tokens = 8192 if self.device.type == "cpu" else 32768
+            max_batch_tokens = 8192 if self._torch_device.type == "cpu" else 32768
         self.max_batch_tokens = max_batch_tokens
         self.show_progress = show_progress
         self.pad_id = int(self.hf_tokenizer.pad_token_id if self.hf_tokenizer.pad_token_id is not None else 0)
@@ -317,7 +319,7 @@ class LLMReranker(Reranker):
         self._forward_lock = threading.Lock()
         net = self._load_model()
         net.eval()
-        self._model: torch.nn.Module = net.to(device=self.device, dtype=self.dtype)
+        self._model: torch.nn.Module = net.to(device=self._torch_device, dtype=self._torch_dtype)
 
     # -- hooks of the three kinds ----------------------------------------------------------------
     def _check_config(self) -> None:
@@ -341,7 +343,7 @@ class LLMReranker(Reranker):
         import torch
         import transformers
 
-        kwargs: dict[str, Any] = {"dtype": torch.float32 if self.dtype == torch.float32 else self.dtype}
+        kwargs: dict[str, Any] = {"dtype": torch.float32 if self._torch_dtype == torch.float32 else self._torch_dtype}
         try:
             net = transformers.AutoModelForCausalLM.from_pretrained(str(self.model_dir), attn_implementation="sdpa", **kwargs)
         except (ValueError, ImportError):
@@ -392,6 +394,21 @@ class LLMReranker(Reranker):
         return self._model
 
     @property
+    def device(self) -> str:
+        """The torch device the model runs on."""
+        return str(self._torch_device)
+
+    @property
+    def dtype(self) -> str:
+        """The compute dtype of the model."""
+        return str(self._torch_dtype).removeprefix("torch.")
+
+    @property
+    def tokenizer(self) -> Any:
+        """The Hugging Face fast tokenizer."""
+        return self.hf_tokenizer
+
+    @property
     def max_length(self) -> int:
         """Token cap of a passage (the prompt and query come on top, as in FlagEmbedding)."""
         return self._max_length
@@ -425,7 +442,7 @@ class LLMReranker(Reranker):
             else:
                 input_ids[i, : len(r)] = r
                 mask[i, : len(r)] = 1
-        return torch.from_numpy(input_ids).to(self.device), torch.from_numpy(mask).to(self.device)
+        return torch.from_numpy(input_ids).to(self._torch_device), torch.from_numpy(mask).to(self._torch_device)
 
     def _score_batch(self, rows: list[list[int]], query_lengths: list[int]) -> torch.Tensor:
         """(layers, batch) scores; one layer here."""
@@ -612,8 +629,8 @@ class LightweightLLMReranker(_LayeredReranker):
             input_ids,
             mask,
             self.layers,
-            query_lengths=torch.tensor(query_lengths, device=self.device),
-            prompt_lengths=torch.tensor([prompt_len] * len(rows), device=self.device),
+            query_lengths=torch.tensor(query_lengths, device=self._torch_device),
+            prompt_lengths=torch.tensor([prompt_len] * len(rows), device=self._torch_device),
             compress_layers=self.compress_layers,
             compress_ratio=self.compress_ratio,
         )

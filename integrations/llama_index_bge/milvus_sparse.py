@@ -22,8 +22,8 @@ import asyncio
 from typing import Any
 
 from bge_core.errors import MissingDependencyError
-from bge_core.types import SparseVector
 from bge_core.holder import ModelHolder
+from bge_core.types import SparseVector
 from llama_index_bge.sparse import resolve_m3_ref, sparse_vectors
 
 try:
