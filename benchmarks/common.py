@@ -80,3 +80,20 @@ def write_json(path: str, data: Any) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(data, indent=2))
         print(f"wrote {path}")
+
+
+def cpu_kind() -> str:
+    """The CPU model and the matrix-unit flags that decide bf16 / int8 speed (from /proc/cpuinfo)."""
+    model, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name") and model == "unknown CPU":
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    wanted = ["amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx_vnni"]
+    have = [f for f in wanted if f in flags]
+    return f"{model} ({', '.join(have) or 'no AMX / AVX512-BF16 / VNNI'}; {os.cpu_count()} cores)"
