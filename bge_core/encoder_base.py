@@ -17,7 +17,7 @@ import numpy as np
 
 from bge_core.batching import plan_batches
 from bge_core.loading import resolve_model_dir
-from bge_core.runtime import resolve_device, resolve_dtype
+from bge_core.runtime import cpu_threads_for, resolve_device, resolve_dtype
 
 if TYPE_CHECKING:
     import torch
@@ -197,7 +197,8 @@ class TransformerRunner:
         import torch
 
         net = module if module is not None else self.model
-        with self._forward_lock, torch.inference_mode():
+        tokens = int(batch["input_ids"].numel()) if self.device.type == "cpu" else 1 << 62
+        with self._forward_lock, torch.inference_mode(), cpu_threads_for(tokens):
             return net(**batch, return_dict=True)
 
 
