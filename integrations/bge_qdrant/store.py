@@ -78,6 +78,16 @@ class QdrantStore:
             with self._lock:
                 yield
 
+    @contextlib.contextmanager
+    def _missing_is_empty(self) -> Iterator[None]:
+        """Suppress the error of a read or delete on a collection that does not exist (it holds
+        nothing, as on every other store); other errors pass."""
+        try:
+            yield
+        except Exception:
+            if self.client.collection_exists(self.collection_name):
+                raise
+
     # -- collection ------------------------------------------------------------------------
     def ensure(self, spec: CollectionSpec) -> None:
         """Create the collection for ``spec``, or check that the existing one fits it."""
@@ -127,30 +137,33 @@ class QdrantStore:
         wanted = point_ids(ids)
         if not wanted:
             return {}
-        with self._call():
+        with self._call(), self._missing_is_empty():
             found = self.client.retrieve(self.collection_name, list(wanted), with_payload=[HASH_KEY], with_vectors=False)
-        return {wanted[str(p.id)]: str((p.payload or {}).get(HASH_KEY)) for p in found if str(p.id) in wanted}
+            return {wanted[str(p.id)]: str((p.payload or {}).get(HASH_KEY)) for p in found if str(p.id) in wanted}
+        return {}
 
     def get(self, ids: Sequence[str]) -> list[Hit]:
         """Stored rows in the order of ``ids`` (missing ids left out)."""
         wanted = point_ids(ids)
         if not wanted:
             return []
-        with self._call():
+        with self._call(), self._missing_is_empty():
             found = self.client.retrieve(self.collection_name, list(wanted), with_payload=True, with_vectors=False)
-        return hits_in_order(ids, found)
+            return hits_in_order(ids, found)
+        return []
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove points by id (missing ids are ignored)."""
         wanted = point_ids(ids)
         if wanted:
-            with self._call():
+            with self._call(), self._missing_is_empty():
                 self.client.delete(self.collection_name, points_selector=models.PointIdsList(points=list(wanted)), wait=True)
 
     def count(self) -> int:
         """Exact number of points."""
-        with self._call():
+        with self._call(), self._missing_is_empty():
             return int(self.client.count(self.collection_name, exact=True).count)
+        return 0
 
     def is_transient(self, exc: BaseException) -> bool:
         """Timeouts, connection errors, 429/5xx, gRPC UNAVAILABLE: see :mod:`bge_qdrant.faults`."""

@@ -86,7 +86,7 @@ def test_metadata_change_rewrites_row(client: Any, m3: Any) -> None:
 
 
 def test_settings_roundtrip(milvus_db: Any, m3: Any) -> None:
-    from milvus_helpers import release
+    from store_checks import release_milvus as release
     from pymilvus import MilvusClient
 
     client = MilvusClient(str(milvus_db))
