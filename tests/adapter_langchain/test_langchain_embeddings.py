@@ -6,7 +6,6 @@ import asyncio
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -94,14 +93,23 @@ def test_dense_folder_by_name_uses_given_instruction(tiny_dense_path: Path) -> N
 
 
 def test_known_v15_name_gets_english_instruction() -> None:
+    """The registry's instructions are the published ones: checked against FlagEmbedding's
+    own README (an independent copy), not against a string copied into this test."""
+    from importlib.metadata import metadata
+
     from langchain_bge.lazy_models import resolve_kind
 
     from bge_core.models import model_info
 
     assert resolve_kind("BAAI/bge-small-en-v1.5", "auto") == "dense"
     assert resolve_kind("BAAI/bge-m3", "auto") == "m3"
-    info = model_info("BAAI/bge-small-en-v1.5")
-    assert info is not None and info.query_instruction == EN
+    published = str(metadata("FlagEmbedding").get_payload())  # type: ignore[attr-defined]
+    for name in ("BAAI/bge-small-en-v1.5", "BAAI/bge-large-en-v1.5", "BAAI/bge-base-zh-v1.5"):
+        info = model_info(name)
+        assert info is not None and info.query_instruction, name
+        assert f"`{info.query_instruction}`" in published, name  # the README's table of instructions
+    m3 = model_info("BAAI/bge-m3")
+    assert m3 is not None and not m3.query_instruction  # M3 takes no instruction
 
 
 def test_instruction_with_m3_is_refused(tiny_m3_path: Path) -> None:
@@ -167,10 +175,13 @@ async def test_async_matches_sync_and_runs_off_loop(m3: Any) -> None:
     assert await emb.aembed_documents(texts) == emb.embed_documents(texts)
     assert await emb.aembed_query("gene protein") == emb.embed_query("gene protein")
 
-    class Slow:
-        """An encoder that takes 0.3 s, to check the event loop keeps running."""
+    loop_ran = threading.Event()
 
-        model_name = "slow"
+    class Blocking:
+        """An encoder that waits until the event loop has run another task: it finishes only
+        when encoding runs off the loop (on the loop it would wait for itself: time out)."""
+
+        model_name = "blocking"
         dim = 4
         supports_sparse = False
 
@@ -181,20 +192,16 @@ async def test_async_matches_sync_and_runs_off_loop(m3: Any) -> None:
             from bge_core.types import M3Output
 
             self.thread = threading.get_ident()
-            time.sleep(0.3)
+            if not loop_ran.wait(timeout=30):
+                raise RuntimeError("the event loop did not run while encoding")
             return M3Output(dense=np.ones((len(texts), 4), np.float32))
 
-    slow = Slow()
-    emb2 = BGEEmbeddings(encoder=slow)
-    ticks = 0
+    async def other_task() -> None:
+        await asyncio.sleep(0)
+        loop_ran.set()
 
-    async def ticker() -> None:
-        nonlocal ticks
-        for _ in range(20):
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    result, _ = await asyncio.gather(emb2.aembed_documents(["a", "b"]), ticker())
+    blocking = Blocking()
+    emb2 = BGEEmbeddings(encoder=blocking)
+    result, _ = await asyncio.gather(emb2.aembed_documents(["a", "b"]), other_task())
     assert result == [[1.0] * 4, [1.0] * 4]
-    assert slow.thread != threading.get_ident()
-    assert ticks >= 10
+    assert blocking.thread != threading.get_ident()

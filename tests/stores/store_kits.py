@@ -79,7 +79,10 @@ def _qdrant(client: Any) -> Callable[[str, Wrap | None], Store]:
 
 def _qdrant_errors() -> tuple[Callable[[], BaseException], Callable[[], BaseException]]:
     import httpx
-    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+    from qdrant_client.http.exceptions import (
+        ResponseHandlingException,
+        UnexpectedResponse,
+    )
 
     return (
         lambda: ResponseHandlingException(httpx.ReadTimeout("timed out")),
