@@ -68,7 +68,7 @@ def test_is_transient_classification(client: Any) -> None:
 
     store = MilvusStore(client, "x")
 
-    class Rpc(grpc.RpcError):
+    class Rpc(grpc.RpcError):  # type: ignore[misc]
         def __init__(self, code: grpc.StatusCode) -> None:
             self._code = code
 

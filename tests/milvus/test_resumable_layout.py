@@ -35,7 +35,7 @@ def _same_as_reference(index: MilvusIndex, m3: Any) -> None:
     ref = VectorIndex(InMemoryStore(), m3, show_progress=False)
     ref.add_texts(TEXTS, METAS)
     for mode in ("hybrid", "colbert"):
-        request = ref.plan("the cells in the water", 12, mode=mode)  # type: ignore[arg-type]
+        request = ref.plan("the cells in the water", 12, mode=mode)
         assert_same_hits(ref.store.query(request), index.store.query(request))
 
 

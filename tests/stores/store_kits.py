@@ -48,7 +48,7 @@ class StoreKit:
     write_targets: tuple[str | None, ...] = ("{collection}",)
     closers: list[Callable[[], None]] = field(default_factory=list)
 
-    def index(self, encoder: Any, collection: str = "docs", wrap: Wrap | None = None, **options: Any) -> VectorIndex:
+    def index(self, encoder: Any, *, collection: str = "docs", wrap: Wrap | None = None, **options: Any) -> VectorIndex:
         """A VectorIndex over a store of this kit (no progress bars, instant retries)."""
         options.setdefault("show_progress", False)
         options.setdefault("retry", NO_WAIT)
@@ -63,7 +63,7 @@ def _memory(tmp_path: Path) -> StoreKit:
 
     def open_(collection: str, wrap: Wrap | None) -> Store:
         store = stores.setdefault(collection, InMemoryStore())
-        return wrap(store) if wrap else store  # type: ignore[no-any-return]
+        return wrap(store) if wrap else store
 
     return StoreKit("memory", open_, "upsert", lambda: TransientStoreError("flaky"), lambda: StoreError("broken"), (None,))
 

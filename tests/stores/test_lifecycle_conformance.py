@@ -20,7 +20,7 @@ from bge_core.testing import TINY_WORDS
 
 TEXTS, METAS = texts_and_metadatas()
 IDS = [make_id(None, t) for t in TEXTS]
-SMALL = {"write_batch_size": 2, "chunk_size": 4}  # several writes per ingest
+SMALL: dict[str, Any] = {"write_batch_size": 2, "chunk_size": 4}  # several writes per ingest
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def reference(m3: Any) -> VectorIndex:
 def assert_like_reference(index: VectorIndex, reference: VectorIndex) -> None:
     assert index.count() == len(TEXTS)
     for mode in ("dense", "hybrid", "colbert"):
-        request = reference.plan("the cells in the water", 12, mode=mode)  # type: ignore[arg-type]
+        request = reference.plan("the cells in the water", 12, mode=mode)
         assert_same_hits(reference.store.query(request), index.store.query(request))
 
 
@@ -47,7 +47,7 @@ def test_delete_get_count(kit: StoreKit, m3: Any) -> None:
     assert index.count() == len(IDS) - 3
     assert [h.id for h in index.get(IDS)] == IDS[3:]
     for mode in ("dense", "sparse", "hybrid", "colbert"):
-        hits = index.search("the cat on the mat", len(IDS), mode=mode)  # type: ignore[arg-type]
+        hits = index.search("the cat on the mat", len(IDS), mode=mode)
         assert not {h.id for h in hits} & set(gone), mode
     assert index.store.fetch_hashes(IDS).keys() == set(IDS[3:])
 

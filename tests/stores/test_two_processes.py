@@ -74,6 +74,6 @@ def test_index_then_search_in_another_process(store: str, tmp_path: Path, tiny_m
     ref.add_texts(texts, metas)
     assert got["count"] == len(texts)
     for mode in ("dense", "sparse", "hybrid", "colbert"):
-        want = [[h.id for h in ref.search(q, 5, mode=mode)] for q in QUERIES]  # type: ignore[arg-type]
+        want = [[h.id for h in ref.search(q, 5, mode=mode)] for q in QUERIES]
         assert got[mode] == want, mode
     assert got["get"] == [h.text for h in ref.get(got["dense"][0])]
