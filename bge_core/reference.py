@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bge_core.errors import CollectionMismatchError
+from bge_core.errors import CollectionMismatchError, TransientStoreError
 from bge_core.fusion import dbsf_fusion, fuse
 from bge_core.index import CollectionSpec, Record, SearchRequest
 from bge_core.scoring import lexical_score, maxsim
@@ -78,8 +78,8 @@ class InMemoryStore:
             return len(self._rows)
 
     def is_transient(self, exc: BaseException) -> bool:
-        """Nothing is transient in memory."""
-        return False
+        """Only an explicit :class:`TransientStoreError` (nothing else fails transiently in memory)."""
+        return isinstance(exc, TransientStoreError)
 
     # -- search -----------------------------------------------------------------------------
     def _candidates(self, flt: Any) -> list[Record]:

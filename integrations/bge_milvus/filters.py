@@ -63,21 +63,14 @@ def dict_filter_expression(flt: Mapping[str, Any]) -> str:
     for key, want in flt.items():
         path = f"{TERMS_FIELD}[{quote(key)}]"
         values = want if isinstance(want, list) else [want]
-        listed = isinstance(want, list)
-        terms = list(dict.fromkeys(t for v in values for t in _wanted_terms(v, listed)))
-        if not terms:
-            return "false"  # pragma: no cover - validate_filter_dict rejects such values
+        # Bools match only bools, numbers match numbers by value (1 matches 1.0), strings
+        # match strings: the typed terms compare exactly as the reference store does.
+        terms = list(dict.fromkeys(t for t in map(term, values) if t is not None))
+        if not terms:  # e.g. [nan]: validate_filter_dict checks lists' types only; NaN equals nothing
+            return "false"
         ors = " or ".join(f"{path} == {quote(t)}" for t in terms)
         clauses.append(f"({ors})")
     return " and ".join(clauses)
-
-
-def _wanted_terms(value: Any, listed: bool) -> list[str]:
-    """Terms a filter value matches, as the reference store compares: bools match only
-    bools, numbers match numbers by value (``1`` matches ``1.0``), strings match strings."""
-    del listed  # list members compare like single values
-    t = term(value)
-    return [] if t is None else [t]
 
 
 def id_list_expression(field: str, ids: Iterable[str]) -> str:

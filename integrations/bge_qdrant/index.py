@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from bge_core.index import (
     CollectionSpec,
@@ -26,29 +26,51 @@ from bge_qdrant.layout import QdrantLayout
 from bge_qdrant.store import QdrantStore
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
+    from typing import (
+        Unpack,  # Python 3.11+; annotations only (the package supports 3.10)
+    )
 
-__all__ = ["AsyncQdrantIndex", "QdrantIndex"]
+__all__ = ["AsyncQdrantIndex", "QdrantIndex", "QdrantIndexOptions"]
 
 T = TypeVar("T")
 
 
-def _layout(
-    sparse_idf: bool,
-    colbert_hnsw: bool,
-    colbert_on_disk: bool,
-    dense_on_disk: bool,
-    colbert_max_vectors: int | None,
-    create_options: Mapping[str, Any] | None,
-) -> QdrantLayout:
-    return QdrantLayout(
-        sparse_idf=sparse_idf,
-        colbert_hnsw=colbert_hnsw,
-        colbert_on_disk=colbert_on_disk,
-        dense_on_disk=dense_on_disk,
-        colbert_max_vectors=colbert_max_vectors,
-        create_options=dict(create_options or {}),
-    )
+class QdrantIndexOptions(TypedDict, total=False):
+    """Keyword options of :class:`QdrantIndex` and :class:`AsyncQdrantIndex` (one list for
+    both constructors). Defaults: ``dense`` / ``sparse`` / ``colbert`` True, the layout
+    options as in :class:`~bge_qdrant.QdrantLayout`, ``owns_client`` False, and
+    ``show_progress`` / ``write_batch_size`` / ``chunk_size`` / ``retry`` as in
+    :class:`~bge_core.index.VectorIndex`."""
+
+    dense: bool
+    sparse: bool
+    colbert: bool
+    sparse_idf: bool
+    colbert_hnsw: bool
+    colbert_on_disk: bool
+    dense_on_disk: bool
+    colbert_max_vectors: int | None
+    create_options: Mapping[str, Any] | None
+    owns_client: bool
+    show_progress: bool | None
+    write_batch_size: int
+    chunk_size: int
+    retry: RetryPolicy | None
+
+
+_LAYOUT_OPTIONS = ("sparse_idf", "colbert_hnsw", "colbert_on_disk", "dense_on_disk", "colbert_max_vectors", "create_options")
+
+
+def _split_options(options: QdrantIndexOptions) -> tuple[QdrantLayout, bool, dict[str, Any]]:
+    """``(layout, owns_client, VectorIndex keyword arguments)`` from the constructor options."""
+    unknown = sorted(set(options) - set(QdrantIndexOptions.__annotations__))
+    if unknown:
+        raise TypeError(f"unexpected option(s) {', '.join(unknown)}; the options are: {', '.join(QdrantIndexOptions.__annotations__)}")
+    given: dict[str, Any] = dict(options)
+    layout = {k: given.pop(k) for k in _LAYOUT_OPTIONS if k in given}
+    layout["create_options"] = dict(layout.get("create_options") or {})
+    owns_client = bool(given.pop("owns_client", False))
+    return QdrantLayout(**layout), owns_client, given
 
 
 class QdrantIndex(VectorIndex):
@@ -78,7 +100,7 @@ class QdrantIndex(VectorIndex):
     ``qdrant_client.models.Filter`` or a ``{metadata_key: value}`` dict. :meth:`search_batch`
     encodes many queries in one pass and sends them in one ``query_batch_points`` call.
 
-    Args:
+    Args (options: :class:`QdrantIndexOptions`, shared with :class:`AsyncQdrantIndex`):
         client: the Qdrant client.
         collection_name: the collection.
         encoder: the BGE encoder.
@@ -99,36 +121,12 @@ class QdrantIndex(VectorIndex):
         client: QdrantClient,
         collection_name: str,
         encoder: IndexEncoder,
-        *,
-        dense: bool = True,
-        sparse: bool = True,
-        colbert: bool = True,
-        sparse_idf: bool = False,
-        colbert_hnsw: bool = False,
-        colbert_on_disk: bool = False,
-        dense_on_disk: bool = False,
-        colbert_max_vectors: int | None = None,
-        create_options: Mapping[str, Any] | None = None,
-        owns_client: bool = False,
-        show_progress: bool | None = None,
-        write_batch_size: int = 64,
-        chunk_size: int = 256,
-        retry: RetryPolicy | None = None,
+        **options: Unpack[QdrantIndexOptions],
     ) -> None:
         if isinstance(client, AsyncQdrantClient):
             raise TypeError("QdrantIndex needs a QdrantClient; for an AsyncQdrantClient use AsyncQdrantIndex")
-        layout = _layout(sparse_idf, colbert_hnsw, colbert_on_disk, dense_on_disk, colbert_max_vectors, create_options)
-        super().__init__(
-            BatchQdrantStore(client, collection_name, layout=layout, owns_client=owns_client),
-            encoder,
-            dense=dense,
-            sparse=sparse,
-            colbert=colbert,
-            show_progress=show_progress,
-            write_batch_size=write_batch_size,
-            chunk_size=chunk_size,
-            retry=retry,
-        )
+        layout, owns_client, core = _split_options(options)
+        super().__init__(BatchQdrantStore(client, collection_name, layout=layout, owns_client=owns_client), encoder, **core)
 
     @property
     def client(self) -> QdrantClient:
@@ -217,38 +215,14 @@ class AsyncQdrantIndex:
         client: AsyncQdrantClient,
         collection_name: str,
         encoder: IndexEncoder,
-        *,
-        dense: bool = True,
-        sparse: bool = True,
-        colbert: bool = True,
-        sparse_idf: bool = False,
-        colbert_hnsw: bool = False,
-        colbert_on_disk: bool = False,
-        dense_on_disk: bool = False,
-        colbert_max_vectors: int | None = None,
-        create_options: Mapping[str, Any] | None = None,
-        owns_client: bool = False,
-        show_progress: bool | None = None,
-        write_batch_size: int = 64,
-        chunk_size: int = 256,
-        retry: RetryPolicy | None = None,
+        **options: Unpack[QdrantIndexOptions],
     ) -> None:
         if isinstance(client, QdrantClient):
             raise TypeError("AsyncQdrantIndex needs an AsyncQdrantClient; for a QdrantClient use QdrantIndex")
-        layout = _layout(sparse_idf, colbert_hnsw, colbert_on_disk, dense_on_disk, colbert_max_vectors, create_options)
+        layout, owns_client, core = _split_options(options)
         self.store = AsyncQdrantStore(client, collection_name, layout=layout, owns_client=owns_client)
         self._bridge = _LoopBridge(self.store)
-        self._core = VectorIndex(
-            self._bridge,
-            encoder,
-            dense=dense,
-            sparse=sparse,
-            colbert=colbert,
-            show_progress=show_progress,
-            write_batch_size=write_batch_size,
-            chunk_size=chunk_size,
-            retry=retry,
-        )
+        self._core = VectorIndex(self._bridge, encoder, **core)
 
     @property
     def client(self) -> AsyncQdrantClient:

@@ -1,46 +1,30 @@
-"""``QdrantStore``: the :class:`bge_core.index.Store` protocol over a ``QdrantClient``."""
+"""``QdrantStore``: the :class:`bge_core.index.Store` protocol over a ``QdrantClient`` (the
+operations live in :mod:`bge_qdrant.operations`, shared with the async store)."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from bge_core.errors import StoreError
 from bge_core.index import CollectionSpec, Record, SearchRequest
 from bge_core.types import Hit
-from bge_qdrant.dependency import QdrantClient, models
+from bge_qdrant import operations as ops
+from bge_qdrant.dependency import QdrantClient
 from bge_qdrant.faults import is_transient_error
-from bge_qdrant.layout import (
-    SETTINGS_KEY,
-    QdrantLayout,
-    check_collection,
-    check_settings_kept,
-    create_kwargs,
-)
-from bge_qdrant.points import HASH_KEY, PointBuilder, hits_in_order, point_ids
-from bge_qdrant.queries import build_query
+from bge_qdrant.layout import QdrantLayout
+from bge_qdrant.points import PointBuilder
 
 __all__ = ["QdrantStore", "is_local_client"]
+
+T = TypeVar("T")
 
 
 def is_local_client(client: Any) -> bool:
     """Whether ``client`` runs Qdrant's local mode in this process (``":memory:"`` / ``path=``)."""
     inner = getattr(client, "_client", None)
     return type(inner).__name__ in ("QdrantLocal", "AsyncQdrantLocal")
-
-
-def run_query(client: Any, name: str, requests: list[models.QueryRequest]) -> list[list[Any]]:
-    """Send ``requests``: one ``query_points`` call, or one ``query_batch_points`` for several."""
-    if len(requests) == 1:
-        r = requests[0]
-        resp = client.query_points(
-            name, query=r.query, using=r.using, prefetch=r.prefetch, query_filter=r.filter,
-            limit=r.limit or 10, with_payload=True,
-        )
-        return [resp.points]
-    return [resp.points for resp in client.query_batch_points(name, requests=requests)]
 
 
 class QdrantStore:
@@ -78,79 +62,43 @@ class QdrantStore:
             with self._lock:
                 yield
 
+    def _run(self, op: ops.Operation[T]) -> T:
+        with self._call():
+            return ops.run(self.client, op)
+
     # -- collection ------------------------------------------------------------------------
     def ensure(self, spec: CollectionSpec) -> None:
         """Create the collection for ``spec``, or check that the existing one fits it."""
-        if spec.colbert_dim:
-            self.layout.max_colbert_vectors(spec.colbert_dim)  # a bad colbert_max_vectors fails here
-        name = self.collection_name
-        with self._call():
-            if not self.client.collection_exists(name):
-                try:
-                    self.client.create_collection(name, **create_kwargs(spec, self.layout))
-                    return
-                except Exception:
-                    if not self.client.collection_exists(name):  # not a lost creation race
-                        raise
-            check_collection(name, self.client.get_collection(name), spec, self.layout)
+        self._run(ops.ensure(self.collection_name, spec, self.layout))
 
     def read_settings(self) -> dict[str, Any] | None:
         """Settings stored in the collection's ``metadata`` (None when absent)."""
-        with self._call():
-            if not self.client.collection_exists(self.collection_name):
-                return None
-            meta = self.client.get_collection(self.collection_name).config.metadata or {}
-        value = meta.get(SETTINGS_KEY)
-        return dict(value) if isinstance(value, dict) else None
+        return self._run(ops.read_settings(self.collection_name))
 
     def write_settings(self, settings: dict[str, Any]) -> None:
         """Store ``settings`` in the collection's ``metadata`` (replacing earlier ones)."""
-        with self._call():
-            if not self.client.collection_exists(self.collection_name):
-                raise StoreError(
-                    f"Qdrant collection {self.collection_name!r} does not exist; call ensure_collection() first"
-                )
-            self.client.update_collection(self.collection_name, metadata={SETTINGS_KEY: dict(settings)})
-            stored = (self.client.get_collection(self.collection_name).config.metadata or {}).get(SETTINGS_KEY)
-        check_settings_kept(self.collection_name, settings, stored)
+        self._run(ops.write_settings(self.collection_name, settings))
 
     # -- rows ------------------------------------------------------------------------------
     def upsert(self, records: Sequence[Record]) -> None:
         """Insert or replace points (waits until they are applied)."""
-        points = self._points.build(records)
-        if points:
-            with self._call():
-                self.client.upsert(self.collection_name, points=points, wait=True)
+        self._run(ops.upsert(self.collection_name, self._points.build(records)))
 
     def fetch_hashes(self, ids: Sequence[str]) -> dict[str, str]:
         """``{id: content hash}`` of the stored ids."""
-        wanted = point_ids(ids)
-        if not wanted:
-            return {}
-        with self._call():
-            found = self.client.retrieve(self.collection_name, list(wanted), with_payload=[HASH_KEY], with_vectors=False)
-        return {wanted[str(p.id)]: str((p.payload or {}).get(HASH_KEY)) for p in found if str(p.id) in wanted}
+        return self._run(ops.fetch_hashes(self.collection_name, ids))
 
     def get(self, ids: Sequence[str]) -> list[Hit]:
         """Stored rows in the order of ``ids`` (missing ids left out)."""
-        wanted = point_ids(ids)
-        if not wanted:
-            return []
-        with self._call():
-            found = self.client.retrieve(self.collection_name, list(wanted), with_payload=True, with_vectors=False)
-        return hits_in_order(ids, found)
+        return self._run(ops.get(self.collection_name, ids))
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove points by id (missing ids are ignored)."""
-        wanted = point_ids(ids)
-        if wanted:
-            with self._call():
-                self.client.delete(self.collection_name, points_selector=models.PointIdsList(points=list(wanted)), wait=True)
+        self._run(ops.delete(self.collection_name, ids))
 
     def count(self) -> int:
-        """Exact number of points."""
-        with self._call():
-            return int(self.client.count(self.collection_name, exact=True).count)
+        """Exact number of points (0 when the collection does not exist)."""
+        return self._run(ops.count(self.collection_name))
 
     def is_transient(self, exc: BaseException) -> bool:
         """Timeouts, connection errors, 429/5xx, gRPC UNAVAILABLE: see :mod:`bge_qdrant.faults`."""
@@ -159,12 +107,7 @@ class QdrantStore:
     # -- search ----------------------------------------------------------------------------
     def query(self, request: SearchRequest) -> list[Hit]:
         """Run a planned search (see :mod:`bge_qdrant.queries`)."""
-        q = build_query(request)
-        if not q.requests:
-            return []
-        with self._call():
-            responses = run_query(self.client, self.collection_name, q.requests)
-        return q.finish(responses)
+        return self._run(ops.query(self.collection_name, request))
 
     def close(self) -> None:
         """Close the client if this store created it (idempotent)."""

@@ -11,7 +11,7 @@ from langchain_bge.sparse import BGEM3SparseBase
 try:
     from langchain_milvus.utils.sparse import BaseSparseEmbedding
 except ImportError as exc:
-    raise MissingDependencyError("langchain-milvus", "langchain", "BGEM3MilvusSparseEmbeddings") from exc
+    raise MissingDependencyError("langchain-milvus", "langchain-milvus", "BGEM3MilvusSparseEmbeddings") from exc
 
 __all__ = ["BGEM3MilvusSparseEmbeddings"]
 

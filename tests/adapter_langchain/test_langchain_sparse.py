@@ -137,8 +137,8 @@ class _FakeBaseSparseEmbedding(ABC):
 
 @pytest.fixture
 def fake_langchain_milvus(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Stand-in for langchain_milvus (not installable here: 0.4.0 needs pymilvus>=3,
-    0.3.3 breaks with pymilvus>=2.6.10)."""
+    """Stand-in for langchain_milvus where the ``langchain-milvus`` extra is not installed
+    (the real package is tested by test_milvus_hybrid_store_real)."""
     if importlib.util.find_spec("langchain_milvus") is not None:
         pytest.skip("langchain_milvus is installed; the real-package test covers it")
     pkg = types.ModuleType("langchain_milvus")
@@ -170,17 +170,55 @@ def test_missing_langchain_milvus_names_the_extra(monkeypatch: pytest.MonkeyPatc
     if importlib.util.find_spec("langchain_milvus") is not None:
         pytest.skip("langchain_milvus is installed")
     monkeypatch.delitem(sys.modules, "langchain_bge.milvus_sparse", raising=False)
-    with pytest.raises(MissingDependencyError, match=r"langchain-milvus.*bge-integrations\[langchain\]"):
+    with pytest.raises(MissingDependencyError, match=r"langchain-milvus.*bge-integrations\[langchain-milvus\]"):
         importlib.import_module("langchain_bge.milvus_sparse")
 
 
-def test_milvus_hybrid_store_real() -> None:
+def test_milvus_hybrid_store_real(m3: Any, tmp_path: Any) -> None:
+    """BGEM3MilvusSparseEmbeddings inside the real ``langchain_milvus.Milvus`` on Milvus Lite:
+    sparse search equals the exact lexical score, hybrid (dense + sparse, RRF) equals the
+    reference store's hybrid search on the same texts."""
     pytest.importorskip(
-        "langchain_milvus",
-        reason="langchain-milvus is not installed: 0.3.3 is broken with pymilvus>=2.6.10 and 0.4.0 "
-        "requires pymilvus>=3, which would replace pymilvus 2.6 here",
+        "langchain_milvus", reason="pip install 'bge-integrations[langchain-milvus]' (langchain-milvus 0.3.3, pymilvus<2.6.10)"
     )
-    from langchain_bge import BGEM3MilvusSparseEmbeddings
-    from langchain_milvus.utils.sparse import BaseSparseEmbedding
+    pytest.importorskip("milvus_lite")
+    from langchain_core.documents import Document
+    from langchain_milvus import Milvus
 
-    assert issubclass(BGEM3MilvusSparseEmbeddings, BaseSparseEmbedding)
+    from langchain_bge import BGEEmbeddings, BGEM3MilvusSparseEmbeddings
+    from store_checks import assert_same_hits
+
+    from bge_core.index import VectorIndex
+    from bge_core.reference import InMemoryStore
+    from bge_core.types import Hit
+
+    from bge_core.testing import TINY_CORPUS
+
+    texts = list(TINY_CORPUS[:10])
+    dense, sparse = BGEEmbeddings(encoder=m3), BGEM3MilvusSparseEmbeddings(encoder=m3)
+    exact = {"index_type": "FLAT", "metric_type": "IP"}
+    lexical = {"index_type": "SPARSE_INVERTED_INDEX", "metric_type": "IP", "params": {"drop_ratio_build": 0.0}}
+    docs = [Document(page_content=t, metadata={"i": i}) for i, t in enumerate(texts)]
+    where = {"uri": str(tmp_path / "lc.db"), "db_name": "default"}
+    sparse_params = {"metric_type": "IP", "params": {"drop_ratio_search": 0.0}}
+    lexical_only = Milvus.from_documents(
+        docs, embedding=sparse, vector_field="sparse", index_params=lexical, search_params=sparse_params,
+        connection_args=where, collection_name="lc_sparse", consistency_level="Strong", drop_old=True,
+    )
+    hybrid = Milvus.from_documents(
+        docs, embedding=[dense, sparse], vector_field=["dense", "sparse"], index_params=[exact, lexical],
+        search_params=[{"metric_type": "IP", "params": {}}, sparse_params],
+        connection_args=where, collection_name="lc", consistency_level="Strong", drop_old=True,
+    )
+    ref = VectorIndex(InMemoryStore(), m3, show_progress=False)
+    ref.add_texts(texts)
+    for query in ("cancer cells in the liver", "the cat on the mat", "heart disease drug"):
+        want_sparse = ref.search(query, 4, mode="sparse")
+        got_sparse = lexical_only.similarity_search_with_score(query, k=len(want_sparse))
+        assert want_sparse and [d.page_content for d, _ in got_sparse] == [h.text for h in want_sparse]
+        assert [score for _, score in got_sparse] == pytest.approx([h.score for h in want_sparse], rel=1e-5)
+        got = hybrid.similarity_search_with_score(query, k=4, fetch_k=4, ranker_type="rrf", ranker_params={"k": 60})
+        want = ref.search(query, 4, mode="hybrid", rrf_k=60, prefetch_limit=4)
+        # RRF ties (rank 2 in one list vs rank 2 in the other) may come in either order
+        as_hits = [Hit(d.page_content, score, d.page_content, {}) for d, score in got]
+        assert_same_hits([Hit(h.text, h.score, h.text, {}) for h in want], as_hits)

@@ -23,17 +23,20 @@ def docs() -> list[str]:
 
 @pytest.fixture(autouse=True)
 def li_settings(m3: Any) -> Iterator[None]:
-    """Set LlamaIndex's global LLM and embed model so nothing falls back to OpenAI."""
+    """Set LlamaIndex's global LLM and embed model so nothing falls back to OpenAI, and put
+    the previous ones back afterwards (the private fields: reading ``Settings.llm`` would
+    resolve a default)."""
     from llama_index.core import Settings
     from llama_index.core.llms import MockLLM
     from llama_index_bge import BGEEmbedding
 
-    # The private slots, so that reading them does not resolve a default (OpenAI) model.
     saved = (Settings._llm, Settings._embed_model)
     Settings.llm = MockLLM(max_tokens=8)
     Settings.embed_model = BGEEmbedding(encoder=m3)
-    yield
-    Settings._llm, Settings._embed_model = saved
+    try:
+        yield
+    finally:
+        Settings._llm, Settings._embed_model = saved
 
 
 class ForwardCounter:

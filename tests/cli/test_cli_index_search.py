@@ -81,6 +81,7 @@ def test_chunking_ids_and_token_caps(bge: Runner, docs_dir: Path, tiny_m3_path: 
     assert all(r["title"] == "Heart study" and r["source"] == "sub/long.md" for r in chunks)
 
 
+@pytest.mark.slow  # loads the real all-MiniLM-L6-v2 weights
 def test_settings_are_recorded_reused_and_checked(bge: Runner, docs_dir: Path, tiny_m3_path: Path, minilm_path: Path, tmp_path: Path) -> None:
     uri = f"qdrant:{tmp_path / 'q'}"
     assert bge("index", docs_dir / "a.txt", "--store", uri, "--model", tiny_m3_path, "--max-tokens", "40", "--no-colbert").code == 0
@@ -102,6 +103,7 @@ def test_settings_are_recorded_reused_and_checked(bge: Runner, docs_dir: Path, t
     assert bge("search", "cat", "--store", uri, "--mode", "sparse").code == 0
 
 
+@pytest.mark.slow  # loads the real all-MiniLM-L6-v2 weights
 def test_dense_only_model(bge: Runner, docs_dir: Path, minilm_path: Path, tmp_path: Path) -> None:
     uri = f"qdrant:{tmp_path / 'q'}"
     res = bge("index", docs_dir, "--store", uri, "--model", minilm_path)

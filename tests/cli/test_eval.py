@@ -59,6 +59,7 @@ def test_eval_known_scores_and_equal_to_own_search(bge: Runner, tiny_beir: Path,
     assert "encoded" not in again.err
 
 
+@pytest.mark.slow  # loads the real all-MiniLM-L6-v2 weights
 def test_eval_dense_only_model_refuses_sparse_modes(bge: Runner, tiny_beir: Path, minilm_path: Path, tmp_path: Path) -> None:
     res = bge("eval", tiny_beir, "--store", f"qdrant:{tmp_path / 'q'}", "--model", minilm_path)
     assert res.code == 1 and "dense-only" in res.err and "Traceback" not in res.err

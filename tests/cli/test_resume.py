@@ -50,7 +50,7 @@ def test_kill_and_resume_equals_uninterrupted_run(bge: Runner, tmp_path: Path, t
     assert res.code == 0, res.err
 
     resumed = tmp_path / "resumed"
-    kill_after = random.Random().randint(5, 30)  # encoded batches before SIGKILL
+    kill_after = rng.randint(5, 30)  # encoded batches before SIGKILL (seeded: a failure reproduces)
     proc = subprocess.Popen(
         [sys.executable, "-m", "bge_core.cli", *common, "--store", f"qdrant:{resumed}", "-v"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},

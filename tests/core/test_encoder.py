@@ -193,6 +193,7 @@ def test_reranker_rerank_and_bad_input(reranker) -> None:  # type: ignore[no-unt
     assert reranker.score([]).shape == (0,)
 
 
+@pytest.mark.slow  # loads the real all-MiniLM-L6-v2 weights
 def test_minilm_matches_sentence_transformers(minilm_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 

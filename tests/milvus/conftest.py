@@ -11,7 +11,8 @@ import pytest
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
-from milvus_helpers import metadatas_for, release
+from store_checks import CORPUS
+from store_checks import release_milvus as release
 
 
 @pytest.fixture
@@ -32,4 +33,6 @@ def client(milvus_db: Path) -> Iterator[Any]:
 
 @pytest.fixture
 def metadatas(corpus: list[str]) -> list[dict[str, Any]]:
-    return metadatas_for(corpus)
+    """The metadata of ``store_checks.CORPUS`` (whose texts are ``corpus``)."""
+    assert [t for t, _ in CORPUS] == corpus
+    return [dict(m) for _, m in CORPUS]

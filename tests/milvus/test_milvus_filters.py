@@ -10,7 +10,7 @@ from bge_milvus import MilvusIndex
 from bge_milvus.filters import dict_filter_expression, quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from milvus_helpers import release
+from store_checks import release_milvus as release
 
 from bge_core.index import VectorIndex
 from bge_core.reference import InMemoryStore

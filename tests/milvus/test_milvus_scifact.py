@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from bge_milvus import MilvusIndex
-from milvus_helpers import release
+from store_checks import release_milvus as release
 
 from bge_core.evaluation import evaluate_run, load_beir
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from bge_milvus import MilvusIndex
 from bge_milvus.store_uri import open_index
-from milvus_helpers import release
+from store_checks import release_milvus as release
 
 from bge_core.errors import StoreError
 

@@ -86,8 +86,8 @@ def test_metadata_change_rewrites_row(client: Any, m3: Any) -> None:
 
 
 def test_settings_roundtrip(milvus_db: Any, m3: Any) -> None:
-    from milvus_helpers import release
     from pymilvus import MilvusClient
+    from store_checks import release_milvus as release
 
     client = MilvusClient(str(milvus_db))
     index = MilvusIndex(client, "docs", m3)

@@ -1,10 +1,12 @@
-"""Shared data and assertions of the Qdrant adapter tests."""
+"""Data of the Qdrant adapter tests (the hit comparison lives in ``store_checks``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
+from store_checks import assert_same_hits
+
+__all__ = ["QD_CORPUS", "QUERIES", "assert_same_hits"]
 
 # Texts made of TINY_WORDS, with metadata to filter on (group g, topic, a float score).
 QD_CORPUS: list[tuple[str, dict[str, Any]]] = [
@@ -29,18 +31,3 @@ QUERIES = [
     "gene protein study in mice",
     "zzz qqq",  # no known word: an empty sparse query
 ]
-
-
-def assert_same_hits(expected: list[Any], got: list[Any], stage: str, tol: float = 1e-5) -> None:
-    """Same length, scores within ``tol`` position by position, same ids except inside
-    groups of tied scores, and ``got[i].scores[stage] == got[i].score``."""
-    assert len(got) == len(expected), ([h.id for h in expected], [h.id for h in got])
-    by_id = {h.id: h for h in expected}
-    for i, (e, g) in enumerate(zip(expected, got)):
-        assert abs(e.score - g.score) <= tol, (i, e.score, g.score)
-        if e.id != g.id:
-            tied = {h.id for h in expected if abs(h.score - e.score) <= tol}
-            assert g.id in tied, (i, e.id, g.id)
-        assert g.scores[stage] == pytest.approx(g.score)
-        assert g.text == by_id[g.id].text
-        assert g.metadata == by_id[g.id].metadata

@@ -53,7 +53,9 @@ def test_layout_options(memory_client: Any, make_index: Any) -> None:
     make_index(memory_client, sparse_idf=True, colbert_hnsw=True, colbert_on_disk=True).ensure_collection()
     params = memory_client.get_collection("docs").config.params
     assert params.sparse_vectors["sparse"].modifier == models.Modifier.IDF
-    assert params.vectors["colbert"].hnsw_config is None or params.vectors["colbert"].hnsw_config.m != 0
+    info = memory_client.get_collection("docs").config
+    assert params.vectors["colbert"].hnsw_config is None  # no m=0 override: the collection's graph
+    assert info.hnsw_config.m > 0
     assert params.vectors["colbert"].on_disk is True
     # the same options open it again; a different IDF setting is refused
     make_index(memory_client, sparse_idf=True).ensure_collection()

@@ -1,0 +1,142 @@
+"""Data and assertions shared by every store's tests (importable as ``store_checks`` from any
+test folder: ``tests/`` is on ``sys.path`` through ``tests/conftest.py``).
+
+One corpus, one hit comparison, one fault-injecting proxy: the store conformance suite
+(``tests/stores``) and the store-specific tests (``tests/qdrant``, ``tests/milvus``) use these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bge_core.testing import TINY_CORPUS
+
+#: Values that must never change a filter's meaning (quotes, escapes, expression syntax).
+HOSTILE = [
+    'x" or 1==1 or "',
+    "x' or 1==1 or '",
+    "a\\b",
+    'a\\" or true or \\"',
+    "\\",
+    "line\nbreak\ttab\rret",
+    "é😀中",
+    ") or (1 == 1",
+    '"]) or exists metadata["',
+    "metadata.group",
+    "*",
+    '{"$ne": null}',
+    "",
+]
+
+
+def _metadata(i: int) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "i": i,
+        "group": "even" if i % 2 == 0 else "odd",
+        "tag": f"t{i % 3}",
+        "x": i * 0.5,
+        "flag": i % 3 == 0,
+        "q": HOSTILE[i % len(HOSTILE)],
+    }
+    if i % 4 == 1:
+        meta["a.b"] = "dotted"
+    return meta
+
+
+#: (text, metadata) rows: the tiny checkpoint's corpus (with an empty text and one whose
+#: words are all unknown, so its sparse vector is empty) and typed, hostile metadata.
+CORPUS: list[tuple[str, dict[str, Any]]] = [(t, _metadata(i)) for i, t in enumerate(TINY_CORPUS)]
+
+#: Queries: ordinary ones and one with no known word (an empty sparse query).
+QUERIES = ["the cat on the mat", "cancer cells in the liver", "dense sparse retrieval", "heart disease drug", "zzz qqq"]
+
+#: Filters every store must answer exactly as the reference store.
+FILTERS: list[dict[str, Any]] = [
+    {"group": "even"},
+    {"tag": ["t0", "t2"]},
+    {"i": 3},
+    {"i": 3.0},
+    {"x": 1.5},
+    {"flag": True},
+    {"flag": False},
+    {"i": True},  # a bool never matches a number
+    {"i": "3"},  # a string never matches a number
+    {"group": "odd", "tag": "t1"},
+    {"a.b": "dotted"},  # a key with a dot is a literal key, not a path
+    {"missing": "x"},
+    *({"q": h} for h in HOSTILE),
+    {"q": HOSTILE[:3]},
+    *({h: "x"} for h in HOSTILE if h and '"' not in h),  # hostile keys (Qdrant paths cannot hold '"')
+]
+
+
+def texts_and_metadatas(rows: list[tuple[str, dict[str, Any]]] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
+    """``(texts, metadatas)`` of ``rows`` (default :data:`CORPUS`), metadata copied."""
+    rows = CORPUS if rows is None else rows
+    return [t for t, _ in rows], [dict(m) for _, m in rows]
+
+
+def assert_same_hits(expected: list[Any], got: list[Any], stage: str | None = None, tol: float = 1e-5) -> None:
+    """``got`` equals the reference's ``expected``: same length, scores within ``tol`` position
+    by position, the same ids in each group of tied scores (the last group may hold other
+    rows of the same score: it can continue past the cut), same text and metadata per id, and (with ``stage``)
+    ``got[i].scores[stage] == got[i].score``."""
+    assert len(got) == len(expected), ([h.id for h in expected], [h.id for h in got])
+    for i, (e, g) in enumerate(zip(expected, got)):
+        assert abs(e.score - g.score) <= tol, (i, e.score, g.score)
+        if stage is not None:
+            assert g.scores[stage] == pytest.approx(g.score)
+    i = 0
+    while i < len(expected):
+        j = i
+        while j + 1 < len(expected) and abs(expected[j + 1].score - expected[i].score) <= tol:
+            j += 1
+        if j + 1 == len(expected) and len(got) == len(expected):
+            # The last score group may continue past the cut (a tie with a row not listed):
+            # its rows are equally right, only their scores (checked above) must agree.
+            break
+        assert {h.id for h in got[i : j + 1]} == {h.id for h in expected[i : j + 1]}, (i, j)
+        i = j + 1
+    by_id = {h.id: h for h in expected}
+    for g in got:
+        if g.id in by_id:
+            assert g.text == by_id[g.id].text and g.metadata == by_id[g.id].metadata, g.id
+
+
+class FlakyProxy:
+    """Delegates to ``inner`` (a client or a store); call number ``fail_on`` (1-based) and the
+    following ones of ``method`` raise ``error`` until it has been raised ``times`` times.
+    ``only`` narrows the counted calls to those whose first argument equals it (a collection
+    name)."""
+
+    def __init__(
+        self, inner: Any, method: str, fail_on: int, error: BaseException, times: int = 1, only: str | None = None
+    ) -> None:
+        self.inner, self.method, self.fail_on, self.error, self.times, self.only = inner, method, fail_on, error, times, only
+        self.calls = 0
+        self.failures = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name != self.method:
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.only is None or (args and args[0] == self.only) or kwargs.get("collection_name") == self.only:
+                self.calls += 1
+                if self.calls >= self.fail_on and self.failures < self.times:
+                    self.failures += 1
+                    raise self.error
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def release_milvus(path: Path | str) -> None:
+    """Stop the in-process Milvus Lite server of ``path`` (frees its file lock)."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(str(path))
