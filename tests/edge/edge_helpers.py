@@ -43,15 +43,19 @@ def make_edge_store(tmp_path: Path, collection_name: str = "bge", **options: Any
     return EdgeStore(tmp_path / "edge", collection_name, **options)
 
 
-def assert_same_hits(expected: list[Any], got: list[Any], stage: str, tol: float = 1e-5) -> None:
+def assert_same_hits(
+    expected: list[Any], got: list[Any], stage: str, tol: float = 1e-5, beyond: list[Any] | None = None
+) -> None:
     """Same length, scores within ``tol`` position by position, same ids except inside groups
-    of tied scores, and ``got[i].scores[stage] == got[i].score``."""
+    of tied scores (``beyond``: the reference's hits past the limit, so a tie across the cut
+    is recognised), and ``got[i].scores[stage] == got[i].score``."""
     assert len(got) == len(expected), ([h.id for h in expected], [h.id for h in got])
-    by_id = {h.id: h for h in expected}
+    pool = [*expected, *(beyond or [])]
+    by_id = {h.id: h for h in pool}
     for i, (e, g) in enumerate(zip(expected, got)):
         assert abs(e.score - g.score) <= tol, (i, e.score, g.score)
         if e.id != g.id:
-            tied = {h.id for h in expected if abs(h.score - e.score) <= tol}
+            tied = {h.id for h in pool if abs(h.score - e.score) <= tol}
             assert g.id in tied, (i, e.id, g.id)
         assert g.scores[stage] == pytest.approx(g.score)
         assert g.text == by_id[g.id].text
