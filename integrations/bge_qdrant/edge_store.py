@@ -48,7 +48,7 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
-from bge_core.errors import CollectionMismatchError, StoreError
+from bge_core.errors import BGEError, CollectionMismatchError, StoreError
 from bge_core.index import CollectionSpec, Record, SearchRequest
 from bge_core.scoring import weighted_sum_fusion
 from bge_core.types import Hit, SparseVector
@@ -339,6 +339,20 @@ class EdgeStore:
             )
         return shard
 
+    @contextlib.contextmanager
+    def _engine(self, what: str) -> Iterator[None]:
+        """Engine failures (plain ``Exception`` from the Rust core) as one StoreError naming
+        the shard folder; our own errors and argument errors pass through."""
+        try:
+            yield
+        except (BGEError, ValueError, TypeError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the engine raises plain Exception
+            raise StoreError(
+                f"Edge shard folder {str(self.shard_path)!r} failed while {what} ({_one_line(str(exc))}); "
+                f"if it is damaged, restore it from a copy, or delete {str(self.shard_path)!r} and index again"
+            ) from None
+
     # -- collection ------------------------------------------------------------------------
     def ensure(self, spec: CollectionSpec) -> None:
         """Create the collection for ``spec``, or check that the existing one fits it."""
@@ -424,7 +438,7 @@ class EdgeStore:
         shard = self._require()
         points = self._points(records)
         qe = require_edge()
-        with self._write_lock:
+        with self._write_lock, self._engine("writing points"):
             shard.update(qe.UpdateOperation.upsert_points(points))
             self._unindexed += len(points)
             due = self.build_threshold is not None and self._unindexed >= self.build_threshold
@@ -437,7 +451,8 @@ class EdgeStore:
         shard = self._open(None)
         if not wanted or shard is None:
             return {}
-        found = shard.retrieve(list(wanted), with_payload=[HASH_KEY], with_vector=False)
+        with self._engine("reading points"):
+            found = shard.retrieve(list(wanted), with_payload=[HASH_KEY], with_vector=False)
         return {wanted[str(p.id)]: str((p.payload or {}).get(HASH_KEY)) for p in found if str(p.id) in wanted}
 
     def get(self, ids: Sequence[str]) -> list[Hit]:
@@ -446,7 +461,8 @@ class EdgeStore:
         shard = self._open(None)
         if not wanted or shard is None:
             return []
-        found = {str(p.id): p for p in shard.retrieve(list(wanted), with_payload=True, with_vector=False)}
+        with self._engine("reading points"):
+            found = {str(p.id): p for p in shard.retrieve(list(wanted), with_payload=True, with_vector=False)}
         out = []
         for i in ids:
             with contextlib.suppress(ValueError, AttributeError, TypeError):
@@ -461,7 +477,7 @@ class EdgeStore:
         shard = self._open(None)
         if wanted and shard is not None:
             qe = require_edge()
-            with self._write_lock:
+            with self._write_lock, self._engine("deleting points"):
                 shard.update(qe.UpdateOperation.delete_points(list(wanted)))
 
     def count(self) -> int:
@@ -470,7 +486,8 @@ class EdgeStore:
         if shard is None:
             return 0
         qe = require_edge()
-        return int(shard.count(qe.CountRequest(exact=True)))
+        with self._engine("counting points"):
+            return int(shard.count(qe.CountRequest(exact=True)))
 
     def is_transient(self, exc: BaseException) -> bool:
         """An in-process engine has no transient failures."""
@@ -488,7 +505,7 @@ class EdgeStore:
         shard = self._require()
         with self._write_lock:
             n = self._unindexed
-            with _BuildProgress(self.show_progress, n):
+            with _BuildProgress(self.show_progress, n), self._engine("building the HNSW graph"):
                 start = time.perf_counter()
                 changed = bool(shard.optimize())
                 shard.flush()
@@ -515,6 +532,10 @@ class EdgeStore:
 
     def query(self, request: SearchRequest) -> list[Hit]:
         """Run a planned search with the semantics of :mod:`bge_qdrant.queries`."""
+        with self._engine("searching"):
+            return self._query(request)
+
+    def _query(self, request: SearchRequest) -> list[Hit]:
         qe = require_edge()
         shard = self._open(None)
         flt = to_edge_filter(request.filter)
@@ -588,9 +609,8 @@ class EdgeStore:
         shard = self._open(None)
         if shard is None:
             return [], None
-        recs, nxt = shard.scroll(
-            qe.ScrollRequest(offset=cursor, limit=limit, with_payload=True, with_vector=True)
-        )
+        with self._engine("reading points"):
+            recs, nxt = shard.scroll(qe.ScrollRequest(offset=cursor, limit=limit, with_payload=True, with_vector=True))
         return [_record_from_point(p) for p in recs], (None if nxt is None else str(nxt))
 
     def iter_records(self, batch_size: int = _SCROLL_PAGE) -> Iterator[Record]:

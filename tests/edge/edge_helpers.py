@@ -60,3 +60,47 @@ def assert_same_hits(
         assert g.scores[stage] == pytest.approx(g.score)
         assert g.text == by_id[g.id].text
         assert g.metadata == by_id[g.id].metadata
+
+
+class HashEncoder:
+    """A fast deterministic encoder (dense from a seeded RNG per text, sparse from word
+    hashes) for durability and concurrency tests, where the model is not what is tested.
+    ``encoded`` counts texts encoded as documents."""
+
+    model_name = "hash-encoder"
+    colbert_dim = 0
+    supports_sparse = True
+    supports_colbert = False
+    max_length = 512
+
+    def __init__(self, dim: int = 16, on_encode: Any = None) -> None:
+        self.dim = dim
+        self.encoded = 0
+        self.on_encode = on_encode
+
+    def encode_outputs(self, texts: Any, *, query: bool, dense: bool = True, sparse: bool = True, colbert: bool = False) -> Any:
+        import hashlib
+
+        import numpy as np
+
+        from bge_core.types import M3Output, SparseVector
+
+        vecs = []
+        sparses = []
+        for t in texts:
+            seed = int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little")
+            v = np.random.default_rng(seed).normal(size=self.dim).astype(np.float32)
+            vecs.append(v / np.linalg.norm(v))
+            weights: dict[int, float] = {}
+            for w in t.split():
+                tok = int.from_bytes(hashlib.blake2b(w.encode(), digest_size=3).digest(), "little")
+                weights[tok] = weights.get(tok, 0.0) + 0.5
+            sparses.append(SparseVector.from_dict(weights))
+        if not query:
+            self.encoded += len(texts)
+            if self.on_encode is not None:
+                self.on_encode(len(texts))
+        return M3Output(
+            dense=np.stack(vecs) if dense else None,
+            sparse=sparses if sparse else [],
+        )
