@@ -3,7 +3,6 @@ lock, kill -9 during ingest, damaged or foreign folders, concurrency, the edge: 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -26,12 +25,13 @@ def _texts(n: int, prefix: str = "doc") -> list[str]:
     return [f"{prefix} {i} about topic {i % 7} and word{i % 13}" for i in range(n)]
 
 
-def _tree(path: Path) -> dict[str, str]:
-    """{relative path: content hash} of every file under ``path``."""
+def _tree(path: Path) -> dict[str, tuple[int, int]]:
+    """{relative path: (size, mtime_ns)} of every file under ``path``."""
     out = {}
     for p in sorted(path.rglob("*")):
         if p.is_file():
-            out[str(p.relative_to(path))] = hashlib.md5(p.read_bytes()).hexdigest()
+            st = p.stat()
+            out[str(p.relative_to(path))] = (st.st_size, st.st_mtime_ns)
     return out
 
 
