@@ -32,6 +32,7 @@ writes / index builds are serialised.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import json
@@ -612,6 +613,22 @@ class EdgeStore:
         with self._engine("reading points"):
             recs, nxt = shard.scroll(qe.ScrollRequest(offset=cursor, limit=limit, with_payload=True, with_vector=True))
         return [_record_from_point(p) for p in recs], (None if nxt is None else str(nxt))
+
+    def fetch_records(self, ids: Sequence[str]) -> list[Record]:
+        """Stored records by id with their vectors, in the order of ``ids``."""
+        wanted = point_ids(ids)
+        shard = self._open(None)
+        if not wanted or shard is None:
+            return []
+        with self._engine("reading points"):
+            found = {str(p.id): p for p in shard.retrieve(list(wanted), with_payload=True, with_vector=True)}
+        out = []
+        for canonical, given in wanted.items():
+            if canonical in found:
+                rec = _record_from_point(found[canonical])
+                out.append(dataclasses.replace(rec, id=given))
+        order = {i: n for n, i in enumerate(ids)}
+        return sorted(out, key=lambda r: order[r.id])
 
     def iter_records(self, batch_size: int = _SCROLL_PAGE) -> Iterator[Record]:
         """Every stored record with its vectors, in id order."""
