@@ -192,12 +192,13 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
                 store.upsert(recs[b : b + 1000])
             written += len(recs)
             if time.perf_counter() - t0 - gen_s > cap:
+                # capped: searches are still timed, on what was written (no recall then)
                 out["write"] = f"capped: {written:,} of {n:,} in {time.perf_counter() - t0 - gen_s:.0f}s"
-                out["write_rate"] = written / (time.perf_counter() - t0 - gen_s)
-                return out
+                break
         write_s = time.perf_counter() - t0 - gen_s
         out["write_s"] = write_s
-        out["write_rate"] = n / write_s
+        out["written"] = written
+        out["write_rate"] = written / write_s
         qd, qs = queries(n, dim, q)
         t1 = time.perf_counter()
         if kind == "edge":
@@ -259,6 +260,13 @@ def recall(got: list[list[str]], want: list[list[str]]) -> float:
 
 
 def fmt(row: dict[str, Any], truth: dict[str, Any]) -> str:
+    if "write" in row and "dense_p50_ms" in row:  # capped, searched what was written
+        return (
+            f"| {row['store']} | {row['n']:,} | - | {row['write_rate']:,.0f}/s ({row['write']}) | {row['searchable_s']:.1f} s | "
+            f"{row['dense_p50_ms']:.2f} / {row['dense_p99_ms']:.2f} (over {row['written']:,}) | "
+            f"{row['hybrid_p50_ms']:.2f} / {row['hybrid_p99_ms']:.2f} | n/a | n/a | {row['dense_queries']}/{row['hybrid_queries']} | "
+            f"{row['peak_rss_mb']:,.0f} | {row['disk_bytes'] / 1e6:,.0f} |"
+        )
     if "write_s" not in row:
         rate = f"{row['write_rate']:,.0f}/s" if "write_rate" in row else "-"
         return f"| {row['store']} | {row['n']:,} | {row.get('policy', '-')} | {rate} ({row.get('write')}) | - | - | - | - | - | - | {row.get('peak_rss_mb', 0):,.0f} | - |"
