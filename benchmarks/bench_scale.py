@@ -247,7 +247,7 @@ def child(args: argparse.Namespace, kind: str, n: int, policy: str) -> dict[str,
         "--cap", str(args.cap), "--policy", policy, "--search-cap", str(args.search_cap),
     ]
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=args.cap * 3 + 600)
+        r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=args.cap * 3 + 600)
     except subprocess.TimeoutExpired:
         return {"store": kind, "n": n, "dim": args.dim, "write": f"timed out after {args.cap * 3 + 600:.0f}s"}
     if r.returncode != 0:
@@ -310,7 +310,8 @@ def main() -> None:
         plan = [(s, n, "threshold") for n in args.sizes for s in args.stores]
     cpu = "unknown CPU"
     try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
     print(f"bench_scale: dim {args.dim}, {args.queries} queries, cap {args.cap:.0f}s; {cpu}, {os.cpu_count()} cores (shared machine)")

@@ -75,19 +75,26 @@ def records_equal(a: Record, b: Record, atol: float = 1e-5) -> list[str]:
     if a.hash != b.hash:
         diffs.append("hash")
     for name in ("dense", "colbert"):
-        x, y = getattr(a, name), getattr(b, name)
-        x = None if x is None or np.asarray(x).size == 0 else np.asarray(x, dtype=np.float32)
-        y = None if y is None or np.asarray(y).size == 0 else np.asarray(y, dtype=np.float32)
-        if (x is None) != (y is None) or (x is not None and (x.shape != y.shape or not np.allclose(x, y, atol=atol))):  # type: ignore[union-attr]
+        x, y = _vector(getattr(a, name)), _vector(getattr(b, name))
+        if x is None or y is None:
+            if (x is None) != (y is None):
+                diffs.append(name)
+        elif x.shape != y.shape or not np.allclose(x, y, atol=atol):
             diffs.append(name)
     sa, sb = a.sparse, b.sparse
-    if (sa is None or len(sa) == 0) != (sb is None or len(sb) == 0):
-        diffs.append("sparse")
-    elif sa is not None and sb is not None and len(sa) and (
+    if (sa is None or len(sa) == 0) != (sb is None or len(sb) == 0) or sa is not None and sb is not None and len(sa) and (
         not np.array_equal(sa.indices, sb.indices) or not np.allclose(sa.values, sb.values, atol=atol)
     ):
         diffs.append("sparse")
     return diffs
+
+
+def _vector(value: Any) -> np.ndarray[Any, Any] | None:
+    """A float32 array, or None for no / empty vectors (stores differ in how they keep none)."""
+    if value is None:
+        return None
+    arr = np.asarray(value, dtype=np.float32)
+    return None if arr.size == 0 else arr
 
 
 def copy_index(
@@ -146,7 +153,7 @@ def copy_index(
                 todo = [r for r in records if stored.get(r.id) != r.hash]
                 skipped += len(records) - len(todo)
                 if todo:
-                    policy.run(lambda: destination.upsert(todo), destination.is_transient, f"copying {len(todo)} records")
+                    policy.run(lambda batch=todo: destination.upsert(batch), destination.is_transient, f"copying {len(todo)} records")
                     written += len(todo)
                 if bar is not None:
                     bar.update(len(records))

@@ -13,7 +13,7 @@ __all__ = ["add_copy_command", "cmd_copy"]
 _DEFAULT_COLLECTION = "bge"
 
 
-def add_copy_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_copy_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``bge copy`` on the CLI's sub-command parsers."""
     p = sub.add_parser(
         "copy",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Self
 
 from bge_core.index import Document, IndexEncoder, RetryPolicy, VectorIndex
 from bge_qdrant.edge_store import DEFAULT_BUILD_THRESHOLD, EdgeStore, PayloadIndexType
@@ -149,7 +149,7 @@ class QdrantEdgeIndex(VectorIndex):
         self._ensure_once()
         super().write_settings(settings)
 
-    def __enter__(self) -> QdrantEdgeIndex:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

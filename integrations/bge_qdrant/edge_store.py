@@ -45,7 +45,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Self
 
 import numpy as np
 
@@ -57,7 +57,13 @@ from bge_qdrant.edge_dependency import require_edge
 from bge_qdrant.edge_filters import to_edge_filter
 from bge_qdrant.filters import payload_path
 from bge_qdrant.layout import COLBERT, DENSE, SPARSE, QdrantLayout
-from bge_qdrant.points import HASH_KEY, METADATA_KEY, TEXT_KEY, hit_from_point, point_ids
+from bge_qdrant.points import (
+    HASH_KEY,
+    METADATA_KEY,
+    TEXT_KEY,
+    hit_from_point,
+    point_ids,
+)
 from bge_qdrant.queries import qdrant_rrf_k
 
 __all__ = ["DEFAULT_BUILD_THRESHOLD", "LOCK_NAME", "MARKER_NAME", "EdgeStore", "PayloadIndexType"]
@@ -697,7 +703,7 @@ class _BuildProgress:
         self._thread: threading.Thread | None = None
         self._bar: Any = None
 
-    def __enter__(self) -> _BuildProgress:
+    def __enter__(self) -> Self:
         if self.enabled:
             from tqdm.auto import tqdm
 

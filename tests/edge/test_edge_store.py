@@ -118,13 +118,14 @@ def test_second_process_gets_one_clear_line(make_edge: Any, tmp_path: Path) -> N
             print(exc)
             raise SystemExit(3)
     """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_child_env(), timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=_child_env(), timeout=120)
     assert r.returncode == 3, r.stderr
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 1 and "in use by another process" in lines[0] and str(tmp_path / "edge") in lines[0]
     assert f"pid {os.getpid()}" in lines[0]
     index.close()
-    r = subprocess.run([sys.executable, "-c", code.replace(".count()", ".count() or print('ok')")], capture_output=True,
+    r = subprocess.run([sys.executable, "-c", code.replace(".count()", ".count() or print('ok')")], check=False,
+                       capture_output=True,
                        text=True, env=_child_env(), timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
 
