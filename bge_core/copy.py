@@ -9,6 +9,7 @@ text, metadata and vectors in both stores (:class:`CopyCheckError` otherwise).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import random
@@ -153,7 +154,7 @@ def copy_index(
                 todo = [r for r in records if stored.get(r.id) != r.hash]
                 skipped += len(records) - len(todo)
                 if todo:
-                    policy.run(lambda batch=todo: destination.upsert(batch), destination.is_transient, f"copying {len(todo)} records")
+                    policy.run(functools.partial(destination.upsert, todo), destination.is_transient, f"copying {len(todo)} records")
                     written += len(todo)
                 if bar is not None:
                     bar.update(len(records))
