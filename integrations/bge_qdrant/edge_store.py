@@ -164,6 +164,11 @@ class EdgeStore:
         marker = p / MARKER_NAME
         if not marker.exists():
             others = sorted(x.name for x in p.iterdir() if x.name != LOCK_NAME)
+            if "meta.json" in others and "collection" in others:
+                raise StoreError(
+                    f"folder {str(p)!r} holds a Qdrant local-mode index (the store bge used by default before "
+                    f"Edge); open it with --store qdrant:{p}, or move it to Edge with: bge copy qdrant:{p} edge:NEW_FOLDER"
+                )
             if others:
                 shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
                 raise StoreError(

@@ -198,6 +198,19 @@ def test_foreign_folder_is_refused_before_writing(make_edge: Any, tmp_path: Path
     assert a_file.read_text() == "x"
 
 
+def test_old_default_qdrant_local_folder_is_named(make_edge: Any, tmp_path: Path) -> None:
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(path=str(tmp_path / "old"))
+    client.create_collection("bge", vectors_config={})
+    client.close()
+    before = _tree(tmp_path / "old")
+    with pytest.raises(StoreError, match="holds a Qdrant local-mode index") as err:
+        make_edge(path=tmp_path / "old", encoder=HashEncoder()).add_texts(["a"])
+    assert f"--store qdrant:{tmp_path / 'old'}" in str(err.value)
+    assert _tree(tmp_path / "old") == before
+
+
 def _built(make_edge: Any, tmp_path: Path) -> Path:
     index = make_edge(encoder=HashEncoder(), collection_name="c1")
     index.add_texts(_texts(300))
