@@ -312,3 +312,25 @@ def test_edge_uri(tmp_path: Path) -> None:
             open_index(bad, encoder=HashEncoder(), collection="docs")  # type: ignore[arg-type]
     with pytest.raises(StoreError, match="collection_name"):
         open_index(f"edge:{tmp_path / 'u'}", encoder=HashEncoder(), collection="a/b")
+
+
+def test_hnsw_build_at_threshold_and_at_the_end(make_edge: Any) -> None:
+    index = make_edge(encoder=HashEncoder(), build_threshold=250, write_batch_size=50, chunk_size=100)
+    builds: list[int] = []
+    real = index.store.build_index
+
+    def counting() -> bool:
+        builds.append(index.store.unindexed)
+        return real()
+
+    index.store.build_index = counting
+    index.add_texts(_texts(600))
+    # during the ingest at 250 and 500 points, then the last 100 at the end of the call
+    assert builds == [250, 250, 100] and index.store.unindexed == 0
+    builds.clear()
+    index.add_texts(_texts(600))  # nothing new written: no build
+    assert builds == []
+    never = make_edge(path=index.store.path.parent / "e2", encoder=HashEncoder(), build_threshold=None)
+    never.store.build_index = lambda: builds.append(never.store.unindexed) or True
+    never.add_texts(_texts(300))
+    assert builds == [300]
