@@ -176,7 +176,10 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
     from bge_core.types import SparseVector
 
     folder = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
-    threshold = {"end": None, "threshold": 50_000, "chunk": CHUNK}.get(policy)
+    from bge_qdrant.edge_store import DEFAULT_BUILD_THRESHOLD
+
+    # "threshold": the store's default; "every:N": build after every N points; "end": only at the end
+    threshold = None if policy == "end" else int(policy.split(":")[1]) if policy.startswith("every:") else DEFAULT_BUILD_THRESHOLD
     store = open_store(kind, folder, threshold)
     out: dict[str, Any] = {"store": kind, "n": n, "dim": dim, "policy": policy if kind == "edge" else "-"}
     try:
@@ -305,7 +308,8 @@ def main() -> None:
         return
     plan: list[tuple[str, int, str]] = []
     if args.policies:
-        plan = [("edge", args.policies, p) for p in ("chunk", "threshold", "end")]
+        n = args.policies
+        plan = [("edge", n, p) for p in (f"every:{n // 6}", f"every:{n // 2}", "end")]
     else:
         plan = [(s, n, "threshold") for n in args.sizes for s in args.stores]
     cpu = "unknown CPU"
