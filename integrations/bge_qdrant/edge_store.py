@@ -12,15 +12,18 @@ weights), ``colbert`` (multivector, MAX_SIM, no HNSW: it only reranks prefetched
 payload ``text`` / ``metadata`` / ``hash``, and payload indexes for the metadata keys named in
 ``payload_indexes`` (so filters on them do not scan payloads).
 
-When the HNSW graph is built (measured in ``benchmarks/bench_scale.py``, see BENCHMARKS.md):
-Edge has no background optimizer; new points land in an appendable segment searched by brute
-force until :meth:`EdgeStore.build_index` (``EdgeShard.optimize``) turns it into an HNSW
-segment. Building after every chunk of writes re-indexes a growing segment again and again
-(quadratic, and it blocks ingest); building only at the end leaves a long ingest searchable
-only by brute force. The store therefore builds when the points written since the last build
-pass ``build_threshold`` (default 100,000: brute force over fewer 384-d points stays within a
-few ms) and once at the end of every ``add_texts`` / ``add_documents`` call
-(:class:`bge_qdrant.QdrantEdgeIndex` calls :meth:`finish_ingest`), with progress shown.
+When the HNSW graph is built (measured with ``benchmarks/bench_scale.py --policies 30000``,
+BENCHMARKS.md section 6): Edge has no background optimizer; new points land in an appendable
+segment searched by brute force until :meth:`EdgeStore.build_index` (``EdgeShard.optimize``)
+turns it into an HNSW segment. For 30,000 384-d points + sparse (shared 2-core machine):
+building every 5,000 points blocked ingest down to 30 points/s (about 1,000 s in all), every
+15,000 points to 288/s (104 s), while building once at the end wrote 4,446/s and was searchable
+62 s after the last write (69 s in all): each build re-indexes the merged segment, so frequent
+builds cost far more than one. The store therefore builds once at the end of every
+``add_texts`` / ``add_documents`` call (:class:`bge_qdrant.QdrantEdgeIndex` calls
+:meth:`finish_ingest`; :meth:`close` does it too, which covers ``bge index``) and, so that a
+very long ingest is not searched by brute force for hours, also whenever the points written
+since the last build pass ``build_threshold`` (default 100,000), with a progress line.
 
 Durability: every write goes through Edge's write-ahead log before the call returns, so a
 killed process loses at most the batch in flight; the index's content hashes make a re-run
