@@ -301,7 +301,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
-    ap.add_argument("--policy", default="threshold", help=argparse.SUPPRESS)
+    ap.add_argument("--policy", default="end", help="Edge HNSW build: end (default: writes and build timed apart), "
+                    "threshold (the store's default), every:N")
     args = ap.parse_args()
     if args.child:
         print(json.dumps(run_one(args.child, args.n, args.dim, args.queries, args.cap, args.policy, args.search_cap)))
@@ -311,7 +312,7 @@ def main() -> None:
         n = args.policies
         plan = [("edge", n, p) for p in (f"every:{n // 6}", f"every:{n // 2}", "end")]
     else:
-        plan = [(s, n, "threshold") for n in args.sizes for s in args.stores]
+        plan = [(s, n, args.policy) for n in args.sizes for s in args.stores]
     cpu = "unknown CPU"
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
