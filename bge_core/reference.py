@@ -81,6 +81,22 @@ class InMemoryStore:
         """Only an explicit :class:`TransientStoreError` (nothing else fails transiently in memory)."""
         return isinstance(exc, TransientStoreError)
 
+    # -- export (bge_core.export.ExportableStore) -------------------------------------------
+    def stored_spec(self) -> CollectionSpec | None:
+        """The layout given to :meth:`ensure` (None before)."""
+        return self._spec
+
+    def export(self, cursor: str | None, limit: int) -> tuple[list[Record], str | None]:
+        """Records in id order from id ``cursor``; returns the next page's first id or None."""
+        with self._lock:
+            keys = sorted(k for k in self._rows if cursor is None or k >= cursor)
+            return [self._rows[k] for k in keys[:limit]], (keys[limit] if len(keys) > limit else None)
+
+    def fetch_records(self, ids: Sequence[str]) -> list[Record]:
+        """Stored records by id, with their vectors."""
+        with self._lock:
+            return [self._rows[i] for i in ids if i in self._rows]
+
     # -- search -----------------------------------------------------------------------------
     def _candidates(self, flt: Any) -> list[Record]:
         rows = list(self._rows.values())

@@ -24,6 +24,7 @@ from bge_core.cli.commands import (
     cmd_models,
     cmd_search,
 )
+from bge_core.cli.copy_command import add_copy_command
 from bge_core.cli.encoders import DEFAULT_MODEL
 from bge_core.cli.ray_options import add_ray_options
 from bge_core.cli.stores import DEFAULT_STORE
@@ -100,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collection", default=None, help="collection name (default beir_<folder name>)")
     p.add_argument("--batch-size", type=_positive, default=32, help="documents encoded and written per step (default 32)")
     p.set_defaults(func=cmd_eval)
+
+    add_copy_command(sub)
 
     p = sub.add_parser("models", help="list the known BGE models and whether they are available offline")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging")

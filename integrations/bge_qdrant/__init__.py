@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bge_qdrant.async_store import AsyncQdrantStore
+    from bge_qdrant.edge_index import QdrantEdgeIndex
+    from bge_qdrant.edge_store import EdgeStore
     from bge_qdrant.index import AsyncQdrantIndex, QdrantIndex
     from bge_qdrant.layout import COLBERT_MAX_FLOATS, QdrantLayout
     from bge_qdrant.store import QdrantStore
@@ -25,6 +27,8 @@ __all__ = [
     "COLBERT_MAX_FLOATS",
     "AsyncQdrantIndex",
     "AsyncQdrantStore",
+    "EdgeStore",
+    "QdrantEdgeIndex",
     "QdrantIndex",
     "QdrantLayout",
     "QdrantStore",
@@ -37,6 +41,8 @@ _LAZY = {
     "AsyncQdrantStore": "bge_qdrant.async_store",
     "QdrantLayout": "bge_qdrant.layout",
     "COLBERT_MAX_FLOATS": "bge_qdrant.layout",
+    "QdrantEdgeIndex": "bge_qdrant.edge_index",
+    "EdgeStore": "bge_qdrant.edge_store",
 }
 
 

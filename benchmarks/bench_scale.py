@@ -1,0 +1,337 @@
+"""Embedded stores at scale: Qdrant Edge vs Qdrant local mode vs Milvus Lite, vectors given.
+
+Data (synthetic, deterministic): clustered unit vectors (``--dim``, N/100 clusters), sparse
+vectors with ~60 non-zeros drawn from a Zipf vocabulary of 30,000 terms; queries drawn from
+the same clusters (10 sparse terms). Each (store, N) runs in its own process, so peak RSS is
+that store's (it includes regenerating the data chunk by chunk, about 2 chunks in memory).
+
+Per store and N: write rate (records with vectors given, no encoding), time until searchable
+at full speed (Edge: the HNSW build; the others: first query), search p50 / p99 for dense
+and hybrid (RRF k=60 over two prefetches of 100), recall@10 against exact numpy search
+(hybrid: against exact RRF over exact top-100 lists), peak RSS and bytes on disk (allocated
+blocks). A store that cannot finish writing within ``--cap`` seconds is reported as such.
+
+    python benchmarks/bench_scale.py --sizes 10000 100000 --stores edge qdrant milvus
+    python benchmarks/bench_scale.py --policies 100000     # Edge HNSW build timing choices
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+for p in (REPO, REPO / "integrations"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+VOCAB = 30_000
+NNZ = 60
+CHUNK = 10_000
+PREFETCH = 100
+
+
+# -- data ------------------------------------------------------------------------------------
+def centers(n: int, dim: int) -> np.ndarray:
+    c = np.random.default_rng(12345).normal(size=(max(n // 100, 10), dim)).astype(np.float32)
+    return c / np.linalg.norm(c, axis=1, keepdims=True)
+
+
+def _zipf_terms(rng: np.random.Generator, k: int) -> np.ndarray:
+    terms: set[int] = set()
+    while len(terms) < k:
+        draw = rng.zipf(1.3, size=2 * k) - 1
+        terms.update(int(t) for t in draw if t < VOCAB)
+    return np.array(sorted(terms)[:k], dtype=np.int32) if len(terms) == k else np.array(sorted(list(terms)[:k]), dtype=np.int32)
+
+
+def chunk(n: int, dim: int, start: int) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """Points ``start .. start+CHUNK`` (dense, sparse (indices, values), cluster ids)."""
+    size = min(CHUNK, n - start)
+    rng = np.random.default_rng(1_000_003 + start)
+    c = centers(n, dim)
+    cid = rng.integers(0, len(c), size=size)
+    x = c[cid] + rng.normal(scale=0.35 / np.sqrt(dim) * 4, size=(size, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    sparse = []
+    for _ in range(size):
+        idx = np.unique(_zipf_terms(rng, NNZ))
+        sparse.append((idx, rng.uniform(0.05, 0.4, size=idx.size).astype(np.float32)))
+    return x.astype(np.float32), sparse, cid
+
+
+def queries(n: int, dim: int, q: int) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    rng = np.random.default_rng(777)
+    c = centers(n, dim)
+    cid = rng.integers(0, len(c), size=q)
+    x = c[cid] + rng.normal(scale=0.35 / np.sqrt(dim) * 4, size=(q, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    sparse = []
+    for _ in range(q):
+        idx = np.unique(_zipf_terms(rng, 10))
+        sparse.append((idx, np.ones(idx.size, dtype=np.float32)))
+    return x.astype(np.float32), sparse
+
+
+def point_id(i: int) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, f"bench:{i}"))
+
+
+# -- exact ground truth -------------------------------------------------------------------------
+def ground_truth(n: int, dim: int, q: int) -> dict[str, Any]:
+    """Exact dense top-10, exact hybrid (RRF k=60 over exact top-100 dense and sparse) top-10."""
+    from scipy import sparse as sp
+
+    from bge_core.scoring import rrf_fusion
+
+    qd, qs = queries(n, dim, q)
+    qmat = sp.csr_matrix(
+        (np.concatenate([v for _, v in qs]), np.concatenate([i for i, _ in qs]), np.cumsum([0] + [len(i) for i, _ in qs])),
+        shape=(q, VOCAB),
+    )
+    best_d = np.full((q, PREFETCH), -np.inf, dtype=np.float32)
+    best_di = np.zeros((q, PREFETCH), dtype=np.int64)
+    best_s = np.full((q, PREFETCH), -np.inf, dtype=np.float32)
+    best_si = np.zeros((q, PREFETCH), dtype=np.int64)
+    for start in range(0, n, CHUNK):
+        x, sparse, _ = chunk(n, dim, start)
+        d = qd @ x.T
+        smat = sp.csr_matrix(
+            (np.concatenate([v for _, v in sparse]), np.concatenate([i for i, _ in sparse]),
+             np.cumsum([0] + [len(i) for i, _ in sparse])), shape=(len(sparse), VOCAB),
+        )
+        s = (qmat @ smat.T).toarray().astype(np.float32)
+        s[s <= 0] = -np.inf  # no shared term: not a sparse match
+        for best, besti, scores in ((best_d, best_di, d), (best_s, best_si, s)):
+            allv = np.concatenate([best, scores], axis=1)
+            alli = np.concatenate([besti, np.arange(start, start + x.shape[0])[None, :].repeat(q, 0)], axis=1)
+            top = np.argsort(-allv, axis=1, kind="stable")[:, :PREFETCH]
+            best[:] = np.take_along_axis(allv, top, 1)
+            besti[:] = np.take_along_axis(alli, top, 1)
+    dense10 = [[point_id(int(i)) for i in row[:10]] for row in best_di]
+    hybrid10 = []
+    for r in range(q):
+        dl = [point_id(int(i)) for i in best_di[r]]
+        sl = [point_id(int(i)) for i, v in zip(best_si[r], best_s[r]) if np.isfinite(v)]
+        hybrid10.append([k for k, _ in rrf_fusion([dl, sl], k=60)[:10]])
+    return {"dense": dense10, "hybrid": hybrid10}
+
+
+# -- stores ------------------------------------------------------------------------------------
+def open_store(kind: str, folder: Path, build_threshold: int | None) -> Any:
+    if kind == "edge":
+        from bge_qdrant.edge_store import EdgeStore
+
+        return EdgeStore(folder / "edge", "bench", build_threshold=build_threshold, show_progress=False)
+    if kind == "qdrant":
+        from bge_qdrant.store import QdrantStore
+        from qdrant_client import QdrantClient
+
+        return QdrantStore(QdrantClient(path=str(folder / "qdrant")), "bench", owns_client=True)
+    if kind == "milvus":
+        from bge_milvus.store import MilvusStore
+        from pymilvus import MilvusClient
+
+        return MilvusStore(MilvusClient(str(folder / "milvus.db")), "bench", owns_client=True)
+    raise SystemExit(f"unknown store {kind}")
+
+
+def records(n: int, dim: int, start: int) -> Iterator[Any]:
+    from bge_core.index import Record
+    from bge_core.types import SparseVector
+
+    x, sparse, cid = chunk(n, dim, start)
+    for j in range(x.shape[0]):
+        i = start + j
+        yield Record(
+            id=point_id(i), text=f"doc {i}", metadata={"cluster": int(cid[j])}, hash=str(i),
+            dense=x[j], sparse=SparseVector(sparse[j][0], sparse[j][1]), colbert=None,
+        )
+
+
+def disk_bytes(path: Path) -> int:
+    total = 0
+    for p in path.rglob("*"):
+        if p.is_file():
+            total += p.stat().st_blocks * 512
+    return total
+
+
+def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search_cap: float) -> dict[str, Any]:
+    """One store, one size (in this process)."""
+    from bge_core.index import CollectionSpec, SearchRequest
+    from bge_core.types import SparseVector
+
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
+    from bge_qdrant.edge_store import DEFAULT_BUILD_THRESHOLD
+
+    # "threshold": the store's default; "every:N": build after every N points; "end": only at the end
+    threshold = None if policy == "end" else int(policy.split(":")[1]) if policy.startswith("every:") else DEFAULT_BUILD_THRESHOLD
+    store = open_store(kind, folder, threshold)
+    out: dict[str, Any] = {"store": kind, "n": n, "dim": dim, "policy": policy if kind == "edge" else "-"}
+    try:
+        store.ensure(CollectionSpec(dense_dim=dim, sparse=True, colbert_dim=None))
+        t0 = time.perf_counter()
+        written = 0
+        gen_s = 0.0
+        for start in range(0, n, CHUNK):
+            g = time.perf_counter()
+            recs = list(records(n, dim, start))
+            gen_s += time.perf_counter() - g
+            for b in range(0, len(recs), 1000):
+                store.upsert(recs[b : b + 1000])
+            written += len(recs)
+            if time.perf_counter() - t0 - gen_s > cap:
+                # capped: searches are still timed, on what was written (no recall then)
+                out["write"] = f"capped: {written:,} of {n:,} in {time.perf_counter() - t0 - gen_s:.0f}s"
+                break
+        write_s = time.perf_counter() - t0 - gen_s
+        out["write_s"] = write_s
+        out["written"] = written
+        out["write_rate"] = written / write_s
+        qd, qs = queries(n, dim, q)
+        t1 = time.perf_counter()
+        if kind == "edge":
+            store.build_index()
+        req0 = SearchRequest("dense", 10, qd[0], None, None, "rrf", 60, (1.0, 1.0), PREFETCH, None)
+        store.query(req0)
+        out["searchable_s"] = time.perf_counter() - t1
+        lat: dict[str, list[float]] = {"dense": [], "hybrid": []}
+        got: dict[str, list[list[str]]] = {"dense": [], "hybrid": []}
+        for mode in ("dense", "hybrid"):
+            spent = 0.0
+            for i in range(q):
+                req = SearchRequest(
+                    mode, 10, qd[i], SparseVector(qs[i][0], qs[i][1]) if mode == "hybrid" else None, None,
+                    "rrf", 60, (1.0, 1.0), PREFETCH, None,
+                )
+                s = time.perf_counter()
+                hits = store.query(req)
+                dt = time.perf_counter() - s
+                lat[mode].append(dt)
+                got[mode].append([h.id for h in hits])
+                spent += dt
+                if spent > search_cap and i >= 4:
+                    break
+        out["count"] = store.count()
+        for mode in ("dense", "hybrid"):
+            a = np.array(lat[mode]) * 1000
+            out[f"{mode}_p50_ms"] = float(np.percentile(a, 50))
+            out[f"{mode}_p99_ms"] = float(np.percentile(a, 99))
+            out[f"{mode}_queries"] = len(a)
+            out[f"{mode}_got"] = got[mode]
+    finally:
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
+        out["disk_bytes"] = disk_bytes(folder)
+        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+# -- driver -------------------------------------------------------------------------------------
+def child(args: argparse.Namespace, kind: str, n: int, policy: str) -> dict[str, Any]:
+    cmd = [
+        sys.executable, __file__, "--child", kind, "--n", str(n), "--dim", str(args.dim), "--queries", str(args.queries),
+        "--cap", str(args.cap), "--policy", policy, "--search-cap", str(args.search_cap),
+    ]
+    try:
+        r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=args.cap * 3 + 600)
+    except subprocess.TimeoutExpired:
+        return {"store": kind, "n": n, "dim": args.dim, "write": f"timed out after {args.cap * 3 + 600:.0f}s"}
+    if r.returncode != 0:
+        return {"store": kind, "n": n, "dim": args.dim, "write": f"failed: {r.stderr.strip().splitlines()[-1:]}"}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def recall(got: list[list[str]], want: list[list[str]]) -> float:
+    return float(np.mean([len(set(g[:10]) & set(w)) / len(w) for g, w in zip(got, want)]))
+
+
+def fmt(row: dict[str, Any], truth: dict[str, Any]) -> str:
+    if "write" in row and "dense_p50_ms" in row:  # capped, searched what was written
+        return (
+            f"| {row['store']} | {row['n']:,} | - | {row['write_rate']:,.0f}/s ({row['write']}) | {row['searchable_s']:.1f} s | "
+            f"{row['dense_p50_ms']:.2f} / {row['dense_p99_ms']:.2f} (over {row['written']:,}) | "
+            f"{row['hybrid_p50_ms']:.2f} / {row['hybrid_p99_ms']:.2f} | n/a | n/a | {row['dense_queries']}/{row['hybrid_queries']} | "
+            f"{row['peak_rss_mb']:,.0f} | {row['disk_bytes'] / 1e6:,.0f} |"
+        )
+    if "write_s" not in row:
+        rate = f"{row['write_rate']:,.0f}/s" if "write_rate" in row else "-"
+        return f"| {row['store']} | {row['n']:,} | {row.get('policy', '-')} | {rate} ({row.get('write')}) | - | - | - | - | - | - | {row.get('peak_rss_mb', 0):,.0f} | - |"
+    rd = recall(row["dense_got"], truth["dense"][: row["dense_queries"]])
+    rh = recall(row["hybrid_got"], truth["hybrid"][: row["hybrid_queries"]])
+    return (
+        f"| {row['store']} | {row['n']:,} | {row.get('policy', '-')} | {row['write_rate']:,.0f}/s | {row['searchable_s']:.1f} s | "
+        f"{row['dense_p50_ms']:.2f} / {row['dense_p99_ms']:.2f} | {row['hybrid_p50_ms']:.2f} / {row['hybrid_p99_ms']:.2f} | "
+        f"{rd:.3f} | {rh:.3f} | {row['dense_queries']}/{row['hybrid_queries']} | {row['peak_rss_mb']:,.0f} | {row['disk_bytes'] / 1e6:,.0f} |"
+    )
+
+
+HEADER = (
+    "| store | N | HNSW build | write rate | until searchable | dense p50 / p99 ms | hybrid p50 / p99 ms | "
+    "recall@10 dense | recall@10 hybrid | queries timed | peak RSS MB | disk MB |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--stores", nargs="+", default=["edge", "qdrant", "milvus"])
+    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--cap", type=float, default=900.0, help="seconds of writing before a store is reported as capped")
+    ap.add_argument("--search-cap", type=float, default=120.0, help="seconds of searching per mode (fewer queries then)")
+    ap.add_argument("--policies", type=int, default=0, help="compare Edge HNSW build timings at this N")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--policy", default="end", help="Edge HNSW build: end (default: writes and build timed apart), "
+                    "threshold (the store's default), every:N")
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(run_one(args.child, args.n, args.dim, args.queries, args.cap, args.policy, args.search_cap)))
+        return
+    plan: list[tuple[str, int, str]] = []
+    if args.policies:
+        n = args.policies
+        plan = [("edge", n, p) for p in (f"every:{n // 6}", f"every:{n // 2}", "end")]
+    else:
+        plan = [(s, n, args.policy) for n in args.sizes for s in args.stores]
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    print(f"bench_scale: dim {args.dim}, {args.queries} queries, cap {args.cap:.0f}s; {cpu}, {os.cpu_count()} cores (shared machine)")
+    print(HEADER, flush=True)
+    truths: dict[int, dict[str, Any]] = {}
+    rows = []
+    for kind, n, policy in plan:
+        if n not in truths:
+            truths[n] = ground_truth(n, args.dim, args.queries)
+        row = child(args, kind, n, policy)
+        rows.append(row)
+        print(fmt(row, truths[n]), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps([{k: v for k, v in r.items() if not k.endswith("_got")} for r in rows], indent=1))
+
+
+if __name__ == "__main__":
+    main()

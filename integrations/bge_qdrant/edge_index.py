@@ -1,0 +1,156 @@
+"""``QdrantEdgeIndex``: a BGE index in a Qdrant Edge folder (HNSW in-process, no server)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any, Self
+
+from bge_core.index import Document, IndexEncoder, RetryPolicy, VectorIndex
+from bge_qdrant.edge_store import DEFAULT_BUILD_THRESHOLD, EdgeStore, PayloadIndexType
+from bge_qdrant.layout import QdrantLayout
+
+__all__ = ["QdrantEdgeIndex"]
+
+
+class QdrantEdgeIndex(VectorIndex):
+    """A BGE index in a Qdrant Edge folder: Qdrant's engine inside this process.
+
+    The same API as :class:`bge_qdrant.QdrantIndex` (``add_texts``, ``add_documents``,
+    ``search`` with modes dense / sparse / hybrid / colbert and fusion rrf / dbsf / weighted,
+    filters, ``rerank=``, ``get``, ``delete``, ``count``, settings) and the same collection
+    layout (``dense`` cosine HNSW, ``sparse``, ``colbert`` MaxSim multivector without HNSW,
+    payload ``text`` / ``metadata`` / ``hash``). Filters: a ``{metadata_key: value}`` dict or
+    a ``qdrant_edge.Filter``.
+
+    HNSW build: each ``add_texts`` / ``add_documents`` call ends by building the graph over
+    what it wrote (with a progress line), and a long ingest also builds whenever
+    ``build_threshold`` points were written since the last build; see
+    :mod:`bge_qdrant.edge_store` for the measurements behind this choice.
+
+    One process at a time may open ``path``; a second one gets a
+    :class:`~bge_core.errors.StoreError` saying the folder is in use. Nothing is opened and no
+    model runs in the constructor. Call :meth:`close` (or use ``with``) to release the folder.
+
+    Args:
+        path: the index folder (new, empty, or made by this class).
+        encoder: a ``BGEM3Encoder`` or ``DenseEncoder``.
+        collection_name: the collection inside the folder.
+        dense / sparse / colbert: which outputs to store.
+        payload_indexes: ``{metadata_key: "keyword" | "integer" | "float" | "bool"}`` payload
+            indexes for the keys you filter on.
+        sparse_idf / colbert_hnsw / colbert_on_disk / dense_on_disk / colbert_max_vectors: as
+            for :class:`bge_qdrant.QdrantIndex`.
+        hnsw_m / hnsw_ef_construct / hnsw_ef: HNSW parameters (search ``ef`` default: Qdrant's).
+        build_threshold: points between HNSW builds during an ingest (None: only at the end).
+        show_progress / write_batch_size / chunk_size / retry: see ``VectorIndex``.
+    """
+
+    store: EdgeStore
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        encoder: IndexEncoder,
+        *,
+        collection_name: str = "bge",
+        dense: bool = True,
+        sparse: bool = True,
+        colbert: bool = True,
+        payload_indexes: Mapping[str, PayloadIndexType] | None = None,
+        sparse_idf: bool = False,
+        colbert_hnsw: bool = False,
+        colbert_on_disk: bool = False,
+        dense_on_disk: bool = False,
+        colbert_max_vectors: int | None = None,
+        hnsw_m: int = 16,
+        hnsw_ef_construct: int = 100,
+        hnsw_ef: int | None = None,
+        build_threshold: int | None = DEFAULT_BUILD_THRESHOLD,
+        show_progress: bool | None = None,
+        write_batch_size: int = 256,
+        chunk_size: int = 256,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        layout = QdrantLayout(
+            sparse_idf=sparse_idf,
+            colbert_hnsw=colbert_hnsw,
+            colbert_on_disk=colbert_on_disk,
+            dense_on_disk=dense_on_disk,
+            colbert_max_vectors=colbert_max_vectors,
+        )
+        store = EdgeStore(
+            path,
+            collection_name,
+            layout=layout,
+            payload_indexes=payload_indexes,
+            hnsw_m=hnsw_m,
+            hnsw_ef_construct=hnsw_ef_construct,
+            hnsw_ef=hnsw_ef,
+            build_threshold=build_threshold,
+            show_progress=show_progress,
+        )
+        super().__init__(
+            store,
+            encoder,
+            dense=dense,
+            sparse=sparse,
+            colbert=colbert,
+            show_progress=show_progress,
+            write_batch_size=write_batch_size,
+            chunk_size=chunk_size,
+            retry=retry,
+        )
+
+    @property
+    def path(self) -> str:
+        """The index folder."""
+        return str(self.store.path)
+
+    @property
+    def collection_name(self) -> str:
+        """The collection name."""
+        return self.store.collection_name
+
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: Iterable[Mapping[str, Any] | None] | None = None,
+        ids: Iterable[str | int] | None = None,
+        *,
+        batch_size: int | None = None,
+        skip_unchanged: bool = True,
+        total: int | None = None,
+    ) -> list[str]:
+        """See :meth:`bge_core.index.VectorIndex.add_texts`; ends with an HNSW build."""
+        out = super().add_texts(texts, metadatas, ids, batch_size=batch_size, skip_unchanged=skip_unchanged, total=total)
+        self.store.finish_ingest()
+        return out
+
+    def add_documents(
+        self,
+        documents: Iterable[Document | Mapping[str, Any]],
+        *,
+        batch_size: int | None = None,
+        skip_unchanged: bool = True,
+        total: int | None = None,
+    ) -> list[str]:
+        """See :meth:`bge_core.index.VectorIndex.add_documents`; ends with an HNSW build."""
+        out = super().add_documents(documents, batch_size=batch_size, skip_unchanged=skip_unchanged, total=total)
+        self.store.finish_ingest()
+        return out
+
+    def build_index(self) -> bool:
+        """Build the HNSW graph over everything written so far (blocking)."""
+        return self.store.build_index()
+
+    def write_settings(self, settings: dict[str, Any]) -> None:
+        """Record settings with the collection (creating it if needed)."""
+        self._ensure_once()
+        super().write_settings(settings)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,106 @@
+"""Shared data, assertions and the store fixture function of the Edge tests.
+
+:func:`make_edge_store` is the factory the cross-store conformance suite (tests/stores/) can
+import: ``make_edge_store(tmp_path)`` returns a fresh :class:`bge_qdrant.EdgeStore`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Texts made of TINY_WORDS, with metadata to filter on (as tests/qdrant/qdrant_helpers.py).
+EDGE_CORPUS: list[tuple[str, dict[str, Any]]] = [
+    ("the cat is on the mat", {"topic": "animal", "g": 0, "x": 0.5}),
+    ("the dog is in the water", {"topic": "animal", "g": 1, "x": 1.0}),
+    ("cancer cells grow in the liver", {"topic": "bio", "g": 2, "x": 1.5}),
+    ("blood cells and the immune response", {"topic": "bio", "g": 0, "x": 2.0}),
+    ("a new drug treatment for heart disease", {"topic": "bio", "g": 1, "x": 2.5}),
+    ("dense sparse hybrid retrieval with colbert rerank", {"topic": "search", "g": 2, "x": 3.0}),
+    ("the sun and the moon and the star", {"topic": "sky", "g": 0, "x": 3.5}),
+    ("music art and book paper", {"topic": "art", "g": 1, "x": 4.0}),
+    ("mice study of gene protein levels", {"topic": "bio", "g": 2, "x": 4.5}),
+    ("patients in the trial had lower risk", {"topic": "bio", "g": 0, "x": 5.0}),
+    ("cancer risk in mice and humans", {"topic": "bio", "g": 1, "x": 5.5}),
+    ("the river and the mountain in the cold night", {"topic": "sky", "g": 2, "x": 6.0}),
+]
+
+QUERIES = [
+    "cancer cells in the blood",
+    "the dog in the water",
+    "music and art book",
+    "gene protein study in mice",
+    "zzz qqq",  # no known word: an empty sparse query
+]
+
+
+def make_edge_store(tmp_path: Path, collection_name: str = "bge", **options: Any) -> Any:
+    """A fresh Edge store in ``tmp_path / "edge"`` (the conformance-suite fixture function)."""
+    from bge_qdrant.edge_store import EdgeStore
+
+    return EdgeStore(tmp_path / "edge", collection_name, **options)
+
+
+def assert_same_hits(
+    expected: list[Any], got: list[Any], stage: str, tol: float = 1e-5, beyond: list[Any] | None = None
+) -> None:
+    """Same length, scores within ``tol`` position by position, same ids except inside groups
+    of tied scores (``beyond``: the reference's hits past the limit, so a tie across the cut
+    is recognised), and ``got[i].scores[stage] == got[i].score``."""
+    assert len(got) == len(expected), ([h.id for h in expected], [h.id for h in got])
+    pool = [*expected, *(beyond or [])]
+    by_id = {h.id: h for h in pool}
+    for i, (e, g) in enumerate(zip(expected, got)):
+        assert abs(e.score - g.score) <= tol, (i, e.score, g.score)
+        if e.id != g.id:
+            tied = {h.id for h in pool if abs(h.score - e.score) <= tol}
+            assert g.id in tied, (i, e.id, g.id)
+        assert g.scores[stage] == pytest.approx(g.score)
+        assert g.text == by_id[g.id].text
+        assert g.metadata == by_id[g.id].metadata
+
+
+class HashEncoder:
+    """A fast deterministic encoder (dense from a seeded RNG per text, sparse from word
+    hashes) for durability and concurrency tests, where the model is not what is tested.
+    ``encoded`` counts texts encoded as documents."""
+
+    model_name = "hash-encoder"
+    colbert_dim = 0
+    supports_sparse = True
+    supports_colbert = False
+    max_length = 512
+
+    def __init__(self, dim: int = 16, on_encode: Any = None) -> None:
+        self.dim = dim
+        self.encoded = 0
+        self.on_encode = on_encode
+
+    def encode_outputs(self, texts: Any, *, query: bool, dense: bool = True, sparse: bool = True, colbert: bool = False) -> Any:
+        import hashlib
+
+        import numpy as np
+
+        from bge_core.types import M3Output, SparseVector
+
+        vecs = []
+        sparses = []
+        for t in texts:
+            seed = int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little")
+            v = np.random.default_rng(seed).normal(size=self.dim).astype(np.float32)
+            vecs.append(v / np.linalg.norm(v))
+            weights: dict[int, float] = {}
+            for w in t.split():
+                tok = int.from_bytes(hashlib.blake2b(w.encode(), digest_size=3).digest(), "little")
+                weights[tok] = weights.get(tok, 0.0) + 0.5
+            sparses.append(SparseVector.from_dict(weights))
+        if not query:
+            self.encoded += len(texts)
+            if self.on_encode is not None:
+                self.on_encode(len(texts))
+        return M3Output(
+            dense=np.stack(vecs) if dense else None,
+            sparse=sparses if sparse else [],
+        )
