@@ -709,9 +709,7 @@ class VectorIndex:
 
     def close(self) -> None:
         """Release what the store opened itself (a client created from a URI); idempotent."""
-        closer = getattr(self.store, "close", None)
-        if callable(closer):
-            closer()
+        close_store(self.store)
 
     def read_settings(self) -> dict[str, Any] | None:
         """Settings recorded with the collection (see :meth:`Store.write_settings`)."""
@@ -733,6 +731,13 @@ def _options(k: int | None, options: SearchOptions | None, kwargs: Mapping[str, 
     if k is not None:
         changes["k"] = k
     return SearchOptions.from_kwargs(options, **changes)
+
+
+def close_store(store: object) -> None:
+    """Call ``store.close()`` where the store has one (closing is optional in :class:`Store`)."""
+    closer = getattr(store, "close", None)
+    if callable(closer):
+        closer()
 
 
 def rerank_hits(reranker: RerankerLike, query: str, hits: list[Hit]) -> list[Hit]:

@@ -7,6 +7,7 @@ import sys
 
 from bge_core.cli.stores import open_store
 from bge_core.copy import copy_index
+from bge_core.index import close_store
 
 __all__ = ["add_copy_command", "cmd_copy"]
 
@@ -40,15 +41,15 @@ def cmd_copy(args: argparse.Namespace) -> int:
     to_collection = args.to_collection or args.collection
     if args.source.strip() == args.destination.strip() and to_collection == args.collection:
         raise ValueError("SRC and DST are the same store and collection; name another DST or --to-collection")
-    src = open_store(args.source, collection=args.collection, show_progress=args.progress)
+    src = open_store(args.source, collection=args.collection)
     try:
-        dst = open_store(args.destination, collection=to_collection, show_progress=args.progress)
+        dst = open_store(args.destination, collection=to_collection)
         try:
-            report = copy_index(src.store, dst.store, batch_size=args.batch_size, sample=args.sample, show_progress=args.progress)
+            report = copy_index(src, dst, batch_size=args.batch_size, sample=args.sample, show_progress=args.progress)
         finally:
-            dst.close()
+            close_store(dst)
     finally:
-        src.close()
+        close_store(src)
     out = getattr(args, "stdout", None) or sys.stdout
     print(
         f"copied {args.source} (collection {args.collection!r}) to {args.destination} (collection {to_collection!r}): "

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bge_core.errors import BGEError, MissingDependencyError
-from bge_core.index import RetryPolicy, VectorIndex
+from bge_core.index import RetryPolicy, VectorIndex, close_store
 from bge_ray.errors import RayIngestError, from_ray_exception
 from bge_ray.rows import METADATA_COLUMN, check_schema, decode_records, prepare_rows
 from bge_ray.workers import EncodeWorker, OnError, WorkerConfig, load_model
@@ -398,9 +398,7 @@ def ingest(
         result.seconds = time.perf_counter() - start
         return result
     finally:
-        closer = getattr(probe, "close", None)
-        if callable(closer):
-            closer()
+        close_store(probe)
 
 
 def _stored_hashes(dataset: Any, index: VectorIndex, retry: RetryPolicy) -> dict[str, str]:
