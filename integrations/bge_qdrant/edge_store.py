@@ -52,12 +52,17 @@ from typing import IO, Any, Literal, Self
 
 import numpy as np
 
-from bge_core.errors import BGEError, CollectionMismatchError, StoreError
+from bge_core.errors import (
+    BGEError,
+    CollectionMismatchError,
+    StoreError,
+    TransientStoreError,
+)
 from bge_core.index import CollectionSpec, Record, SearchRequest
 from bge_core.scoring import weighted_sum_fusion
 from bge_core.types import Hit, SparseVector
 from bge_qdrant.edge_dependency import require_edge
-from bge_qdrant.edge_filters import to_edge_filter
+from bge_qdrant.edge_filters import BOOL_MIRROR_KEY, bool_mirror, to_edge_filter
 from bge_qdrant.filters import payload_path
 from bge_qdrant.layout import COLBERT, DENSE, SPARSE, QdrantLayout
 from bge_qdrant.points import (
@@ -441,7 +446,11 @@ class EdgeStore:
             colbert = self._colbert(r)
             if colbert is not None:
                 vector[COLBERT] = colbert
-            points.append(qe.Point(r.id, vector, {TEXT_KEY: r.text, METADATA_KEY: r.metadata, HASH_KEY: r.hash}))
+            payload = {TEXT_KEY: r.text, METADATA_KEY: r.metadata, HASH_KEY: r.hash}
+            mirror = bool_mirror(r.metadata)
+            if mirror:
+                payload[BOOL_MIRROR_KEY] = mirror
+            points.append(qe.Point(r.id, vector, payload))
         return points
 
     def upsert(self, records: Sequence[Record]) -> None:
@@ -506,8 +515,9 @@ class EdgeStore:
             return int(shard.count(qe.CountRequest(exact=True)))
 
     def is_transient(self, exc: BaseException) -> bool:
-        """An in-process engine has no transient failures."""
-        return False
+        """An in-process engine has no transient failures of its own; our
+        :class:`~bge_core.errors.TransientStoreError` (raised by a wrapper) is one."""
+        return isinstance(exc, TransientStoreError)
 
     # -- HNSW ------------------------------------------------------------------------------
     @property

@@ -136,10 +136,37 @@ def _milvus_lite(tmp_path: Path) -> StoreKit:
     return kit
 
 
+def _edge(tmp_path: Path) -> StoreKit:
+    pytest.importorskip("qdrant_edge")
+    from bge_qdrant.edge_store import EdgeStore
+
+    from bge_core.errors import StoreError, TransientStoreError
+
+    # One folder per collection. An embedded engine takes one handle per folder in a process,
+    # so every open of a collection shares that handle ("restart" and "another handle" are the
+    # same store here; reopening after a real kill is tested in tests/edge/test_edge_durability).
+    opened: dict[str, EdgeStore] = {}
+
+    def open_(collection: str, wrap: Wrap | None) -> Store:
+        store = opened.get(collection)
+        if store is None:
+            store = opened[collection] = EdgeStore(tmp_path / "edge" / collection, collection, show_progress=False)
+        return wrap(store) if wrap else store
+
+    kit = StoreKit("edge", open_, "upsert", lambda: TransientStoreError("flaky"), lambda: StoreError("broken"), (None,))
+    kit.closers.append(lambda: [s.close() for s in opened.values()] and None)
+    return kit
+
+
+#: Characters a store's filter paths cannot hold: a filter key with one is refused with a
+#: ValueError that says so (Qdrant Edge's path parser has no escape for a backslash).
+REFUSED_KEY_CHARS: dict[str, str] = {"edge": "\\"}
+
 #: Every store of the suite. A new store: one factory above, one entry here.
 KITS: dict[str, Callable[[Path], StoreKit]] = {
     "memory": _memory,
     "qdrant-memory": _qdrant_memory,
     "qdrant-path": _qdrant_path,
     "milvus-lite": _milvus_lite,
+    "edge": _edge,
 }
