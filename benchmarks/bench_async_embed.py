@@ -38,6 +38,7 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)
 
     import numpy as np
+
     from langchain_bge import BGEEmbeddings
 
     emb = BGEEmbeddings(str(minilm_dir()), device="cpu")

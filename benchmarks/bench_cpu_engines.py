@@ -108,7 +108,6 @@ def main() -> None:
     # Export from a separate copy: tracing can leave the traced module changed.
     donor = BGEM3Encoder(ckpt, device="cpu", dtype="float32", max_length=L)
     _, export_s = timed(lambda: export_backbone(donor.model, tmp / "backbone.onnx"))
-    del donor
     quantize_dynamic(str(tmp / "backbone.onnx"), str(tmp / "backbone-int8.onnx"), weight_type=QuantType.QInt8)
     for name, file in (("onnxruntime float32", "backbone.onnx"), ("onnxruntime int8 dyn", "backbone-int8.onnx")):
         enc = BGEM3Encoder(ckpt, device="cpu", dtype="float32", max_length=L)

@@ -48,11 +48,10 @@ def main() -> None:
     encoder = load_encoder(ckpt, device="cpu", batch_size=args.batch_size)
     encoder.encode_outputs(texts[:8], query=False, dense=True, sparse=True, colbert=True)
     probe = open_store(f"qdrant:{tmp}/single", collection="bench")
-    index = VectorIndex(probe.store, encoder, chunk_size=256, write_batch_size=args.batch_size)
+    index = VectorIndex(probe, encoder, chunk_size=256, write_batch_size=args.batch_size)
     _, t_single = timed(lambda: index.add_texts(texts, ids=ids))
     assert index.count() == len(texts)
-    probe.close()
-    del encoder, index
+    index.close()
     results["single process"] = {"seconds": t_single, "docs_per_s": len(texts) / t_single, "first_row_s": 0.0}
     print(f"single process ({cores} threads): {t_single:.1f}s, {len(texts) / t_single:.1f} docs/s", flush=True)
 

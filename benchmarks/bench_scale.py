@@ -137,13 +137,15 @@ def open_store(kind: str, folder: Path, build_threshold: int | None) -> Any:
 
         return EdgeStore(folder / "edge", "bench", build_threshold=build_threshold, show_progress=False)
     if kind == "qdrant":
-        from bge_qdrant.store import QdrantStore
         from qdrant_client import QdrantClient
+
+        from bge_qdrant.store import QdrantStore
 
         return QdrantStore(QdrantClient(path=str(folder / "qdrant")), "bench", owns_client=True)
     if kind == "milvus":
-        from bge_milvus.store import MilvusStore
         from pymilvus import MilvusClient
+
+        from bge_milvus.store import MilvusStore
 
         return MilvusStore(MilvusClient(str(folder / "milvus.db")), "bench", owns_client=True)
     raise SystemExit(f"unknown store {kind}")

@@ -36,7 +36,6 @@ CORPUS = [
 
 def build_pipeline(m3_model: str, reranker_model: str, *, k: int, top_n: int):  # type: ignore[no-untyped-def]
     """Index the corpus and return (retriever, reranker, chain)."""
-    from langchain_bge import BGEHybridRetriever, BGERerank
     from langchain_core.documents import Document
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
     from langchain_core.output_parsers import StrOutputParser
@@ -46,6 +45,7 @@ def build_pipeline(m3_model: str, reranker_model: str, *, k: int, top_n: int):  
     from bge_core import BGEM3Encoder, Reranker
     from bge_core.index import VectorIndex
     from bge_core.reference import InMemoryStore
+    from langchain_bge import BGEHybridRetriever, BGERerank
 
     encoder = BGEM3Encoder(m3_model, device="cpu", dtype="float32")
     index = VectorIndex(InMemoryStore(), encoder, show_progress=False)

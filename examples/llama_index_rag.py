@@ -42,6 +42,11 @@ def main() -> None:
     from llama_index.core.query_engine import RetrieverQueryEngine
     from llama_index.core.schema import TextNode
     from llama_index.vector_stores.qdrant import QdrantVectorStore
+    from qdrant_client import QdrantClient
+
+    from bge_core import BGEM3Encoder, Reranker
+    from bge_core.index import VectorIndex
+    from bge_core.reference import InMemoryStore
     from llama_index_bge import (
         BGEColBERTRerank,
         BGEEmbedding,
@@ -49,11 +54,6 @@ def main() -> None:
         BGERerank,
         bge_m3_sparse_functions,
     )
-    from qdrant_client import QdrantClient
-
-    from bge_core import BGEM3Encoder, Reranker
-    from bge_core.index import VectorIndex
-    from bge_core.reference import InMemoryStore
 
     with tempfile.TemporaryDirectory() as tmp:
         model, reranker_model = args.model, args.reranker

@@ -13,9 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bge_milvus import MilvusIndex
-
 from bge_core import BGEM3Encoder
+from bge_milvus import MilvusIndex
 
 DOCS = [
     ("cancer cells grow in the liver", {"topic": "medicine"}),

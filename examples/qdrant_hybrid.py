@@ -15,10 +15,10 @@ import os
 import tempfile
 from pathlib import Path
 
-from bge_qdrant import QdrantIndex
 from qdrant_client import QdrantClient
 
 from bge_core import BGEM3Encoder
+from bge_qdrant import QdrantIndex
 
 DOCS = [
     ("cancer cells grow in the liver", {"topic": "bio"}),

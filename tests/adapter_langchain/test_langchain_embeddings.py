@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from langchain_bge import BGEEmbeddings
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
+
+from langchain_bge import BGEEmbeddings
 
 EN = "Represent this sentence for searching relevant passages: "
 
@@ -97,9 +98,8 @@ def test_known_v15_name_gets_english_instruction() -> None:
     own README (an independent copy), not against a string copied into this test."""
     from importlib.metadata import metadata
 
-    from langchain_bge.lazy_models import resolve_kind
-
     from bge_core.models import model_info
+    from langchain_bge.lazy_models import resolve_kind
 
     assert resolve_kind("BAAI/bge-small-en-v1.5", "auto") == "dense"
     assert resolve_kind("BAAI/bge-m3", "auto") == "m3"

@@ -10,13 +10,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from langchain_core.documents import Document
+
 from langchain_bge import (
     BGEColBERTRerank,
     BGEEmbeddings,
     BGEM3SparseEmbeddings,
     BGERerank,
 )
-from langchain_core.documents import Document
 
 OPTS: dict[str, Any] = {"device": "cpu", "dtype": "float32"}
 TEXTS = ["the cat", "cancer cells grow", "blood gene protein", "", "zzz qqq"]

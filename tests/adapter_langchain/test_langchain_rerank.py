@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import LC_CORPUS
-from langchain_bge import BGEColBERTRerank, BGEHybridRetriever, BGERerank
 from langchain_core.documents import Document
 from langchain_core.runnables import RunnableLambda
+
+from langchain_bge import BGEColBERTRerank, BGEHybridRetriever, BGERerank
 
 QUERY = "cancer cells in the liver"
 

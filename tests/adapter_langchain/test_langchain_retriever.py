@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 from conftest import LC_CORPUS
-from langchain_bge import BGEHybridRetriever, BGERerank
 from langchain_core.documents import Document
 from langchain_tests.integration_tests import RetrieversIntegrationTests
+
+from langchain_bge import BGEHybridRetriever, BGERerank
 
 QUERY = "cancer cells in the liver"
 

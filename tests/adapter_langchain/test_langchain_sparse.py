@@ -11,14 +11,16 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import LC_CORPUS
+
 from langchain_bge import BGEEmbeddings
 
 qdrant_client = pytest.importorskip("qdrant_client")
 langchain_qdrant = pytest.importorskip("langchain_qdrant")
 
-from langchain_bge import BGEM3SparseEmbeddings
-from langchain_qdrant import QdrantVectorStore, RetrievalMode
-from qdrant_client import QdrantClient, models
+from langchain_qdrant import QdrantVectorStore, RetrievalMode  # noqa: E402
+from qdrant_client import QdrantClient, models  # noqa: E402
+
+from langchain_bge import BGEM3SparseEmbeddings  # noqa: E402
 
 TEXTS = [t for t, _ in LC_CORPUS]
 
@@ -184,15 +186,13 @@ def test_milvus_hybrid_store_real(m3: Any, tmp_path: Any) -> None:
     pytest.importorskip("milvus_lite")
     from langchain_core.documents import Document
     from langchain_milvus import Milvus
-
-    from langchain_bge import BGEEmbeddings, BGEM3MilvusSparseEmbeddings
     from store_checks import assert_same_hits
 
     from bge_core.index import VectorIndex
     from bge_core.reference import InMemoryStore
-    from bge_core.types import Hit
-
     from bge_core.testing import TINY_CORPUS
+    from bge_core.types import Hit
+    from langchain_bge import BGEEmbeddings, BGEM3MilvusSparseEmbeddings
 
     texts = list(TINY_CORPUS[:10])
     dense, sparse = BGEEmbeddings(encoder=m3), BGEM3MilvusSparseEmbeddings(encoder=m3)

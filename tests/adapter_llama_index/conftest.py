@@ -28,6 +28,7 @@ def li_settings(m3: Any) -> Iterator[None]:
     resolve a default)."""
     from llama_index.core import Settings
     from llama_index.core.llms import MockLLM
+
     from llama_index_bge import BGEEmbedding
 
     saved = (Settings._llm, Settings._embed_model)

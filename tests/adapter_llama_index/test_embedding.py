@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from llama_index_bge import BGEEmbedding, bge_m3_sparse_functions
 
 

@@ -18,6 +18,7 @@ from llama_index.core.callbacks import (
     LlamaDebugHandler,
 )
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
 from llama_index_bge import (
     BGEColBERTRerank,
     BGEEmbedding,

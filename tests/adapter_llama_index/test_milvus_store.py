@@ -12,6 +12,7 @@ pytest.importorskip("milvus_lite")
 from llama_index.core import StorageContext, VectorStoreIndex
 from llama_index.core.schema import TextNode
 from llama_index.vector_stores.milvus import MilvusVectorStore
+
 from llama_index_bge import BGEEmbedding, BGEMilvusSparseFunction
 
 

@@ -16,11 +16,11 @@ from llama_index.core.vector_stores.types import (
     MetadataFilters,
 )
 from llama_index.vector_stores.qdrant import QdrantVectorStore
-from llama_index_bge import BGEEmbedding, bge_m3_sparse_functions
 from qdrant_client import QdrantClient
 
 from bge_core.cache import shared_cache
 from bge_core.scoring import lexical_score
+from llama_index_bge import BGEEmbedding, bge_m3_sparse_functions
 
 
 def make_nodes(texts: list[str]) -> list[TextNode]:

@@ -8,15 +8,15 @@ import pytest
 from llama_index.core import VectorStoreIndex
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import TextNode
+
+from bge_core.index import VectorIndex
+from bge_core.reference import InMemoryStore
 from llama_index_bge import (
     BGEColBERTRerank,
     BGEEmbedding,
     BGEHybridRetriever,
     BGERerank,
 )
-
-from bge_core.index import VectorIndex
-from bge_core.reference import InMemoryStore
 
 QUERY = "heart disease drug treatment"
 

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-from llama_index_bge import BGEColBERTRerank, BGEEmbedding, BGERerank
 
 from bge_core.scoring import maxsim
+from llama_index_bge import BGEColBERTRerank, BGEEmbedding, BGERerank
 
 QUERY = "cancer cells in the liver"
 

@@ -11,11 +11,11 @@ from llama_index.core.vector_stores.types import (
     MetadataFilter,
     MetadataFilters,
 )
-from llama_index_bge import BGEHybridRetriever
-from llama_index_bge.retriever import metadata_filters_to_dict
 
 from bge_core.index import VectorIndex
 from bge_core.reference import InMemoryStore
+from llama_index_bge import BGEHybridRetriever
+from llama_index_bge.retriever import metadata_filters_to_dict
 
 
 def fill(index: Any, docs: list[str]) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from llama_index_bge import bge_m3_sparse_functions
 
 
@@ -28,6 +29,7 @@ def test_qdrant_functions_return_lexical_weights(m3: Any, docs: list[str]) -> No
 def test_milvus_function(m3: Any, docs: list[str]) -> None:
     pytest.importorskip("llama_index.vector_stores.milvus")
     from llama_index.vector_stores.milvus.utils import BaseSparseEmbeddingFunction
+
     from llama_index_bge import BGEMilvusSparseFunction
     from llama_index_bge.milvus_sparse import EMPTY_WEIGHT
 

@@ -334,8 +334,9 @@ def test_index_search_reranks_with_llm_rerankers(m3: Any, ckpts: dict[str, Path]
 
 def test_langchain_and_llama_index_rerankers_accept_them(ckpts: dict[str, Path]) -> None:
     pytest.importorskip("langchain_core")
-    from langchain_bge import BGERerank
     from langchain_core.documents import Document
+
+    from langchain_bge import BGERerank
 
     docs = [Document(page_content=p) for _, p in PAIRS[:6]]
     reranker = _ours(ckpts["layerwise"], "layerwise", 8)
@@ -347,6 +348,7 @@ def test_langchain_and_llama_index_rerankers_accept_them(ckpts: dict[str, Path])
 
     pytest.importorskip("llama_index.core")
     from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
     from llama_index_bge import BGERerank as LIRerank
 
     nodes = [NodeWithScore(node=TextNode(text=p)) for _, p in PAIRS[:6]]

@@ -82,10 +82,9 @@ def test_unknown_hub_id_gets_one_answer_everywhere(monkeypatch: pytest.MonkeyPat
     (the LlamaIndex copy used to guess M3 from ``"bge-m3" in name``)."""
     pytest.importorskip("langchain_bge")
     pytest.importorskip("llama_index_bge")
+    from bge_core.cli.encoders import model_kind
     from langchain_bge.lazy_models import resolve_kind
     from llama_index_bge.encoder_ref import looks_like_m3
-
-    from bge_core.cli.encoders import model_kind
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     name = "someone/my-bge-m3-finetune-not-cached"

@@ -126,7 +126,6 @@ def test_llama_index_retriever_passes_one_options_value() -> None:
 def test_langchain_retriever_default_rrf_k_is_the_core_one() -> None:
     pytest.importorskip("langchain_core")
     import langchain_bge.retriever as lc
-
     from bge_core import search_options
 
     assert lc.Mode is search_options.Mode and lc.Fusion is search_options.Fusion

@@ -55,15 +55,17 @@ def _all_equal(src: Any, dst: Any) -> None:
 
 
 def _qdrant_store(path: Path) -> Any:
-    from bge_qdrant import QdrantStore
     from qdrant_client import QdrantClient
+
+    from bge_qdrant import QdrantStore
 
     return QdrantStore(QdrantClient(path=str(path)), "copy", owns_client=True)
 
 
 def _milvus_store(path: Path) -> Any:
-    from bge_milvus.store import MilvusStore
     from pymilvus import MilvusClient
+
+    from bge_milvus.store import MilvusStore
 
     return MilvusStore(MilvusClient(str(path)), "copy", owns_client=True)
 
@@ -125,10 +127,9 @@ def test_interrupted_copy_resumes_exactly(edge_src: Any, tmp_path: Path) -> None
 
 
 def test_reference_to_edge_and_refusals(m3: Any, tmp_path: Path) -> None:
-    from bge_qdrant.edge_store import EdgeStore
-
     from bge_core.index import VectorIndex
     from bge_core.reference import InMemoryStore
+    from bge_qdrant.edge_store import EdgeStore
 
     ref = VectorIndex(InMemoryStore(), m3)
     texts, metas = _corpus()

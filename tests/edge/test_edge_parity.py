@@ -26,10 +26,9 @@ CASES = [
 @pytest.fixture(scope="module")
 def stores(m3: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
     """(QdrantEdgeIndex, reference VectorIndex) holding EDGE_CORPUS (read-only tests)."""
-    from bge_qdrant import QdrantEdgeIndex
-
     from bge_core.index import VectorIndex
     from bge_core.reference import InMemoryStore
+    from bge_qdrant import QdrantEdgeIndex
 
     texts, metas = [t for t, _ in EDGE_CORPUS], [m for _, m in EDGE_CORPUS]
     path = Path(tmp_path_factory.mktemp("edge")) / "idx"

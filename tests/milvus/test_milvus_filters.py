@@ -6,14 +6,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from bge_milvus import MilvusIndex
-from bge_milvus.filters import dict_filter_expression, quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from store_checks import release_milvus as release
 
 from bge_core.index import VectorIndex
 from bge_core.reference import InMemoryStore
+from bge_milvus import MilvusIndex
+from bge_milvus.filters import dict_filter_expression, quote
 
 HOSTILE = [
     'x" or 1==1 or "',

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bge_milvus import MilvusIndex
 from store_checks import release_milvus as release
 
 from bge_core.evaluation import evaluate_run, load_beir
+from bge_milvus import MilvusIndex
 
 logger = logging.getLogger(__name__)
 

@@ -8,14 +8,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bge_milvus import MilvusIndex, MilvusStore
-from bge_milvus.store import PLACEHOLDER_TOKEN
 from store_checks import CORPUS, texts_and_metadatas
 
 from bge_core.errors import StoreError, TransientStoreError
 from bge_core.index import CollectionSpec, Record, SearchRequest
 from bge_core.scoring import lexical_score
 from bge_core.types import SparseVector
+from bge_milvus import MilvusIndex, MilvusStore
+from bge_milvus.store import PLACEHOLDER_TOKEN
 
 
 def test_sparse_ip_equals_lexical_score(client: Any) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bge_milvus import MilvusIndex
-from bge_milvus.store_uri import open_index
 from store_checks import release_milvus as release
 
 from bge_core.errors import StoreError
+from bge_milvus import MilvusIndex
+from bge_milvus.store_uri import open_index
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bge_milvus import MilvusIndex, MilvusStore
-from bge_milvus.layout import main_schema
 from store_checks import assert_same_hits, texts_and_metadatas
 
 from bge_core.errors import CollectionMismatchError
 from bge_core.index import CollectionSpec, VectorIndex
 from bge_core.reference import InMemoryStore
+from bge_milvus import MilvusIndex, MilvusStore
+from bge_milvus.layout import main_schema
 
 TEXTS, METAS = texts_and_metadatas()
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bge_milvus import MilvusIndex
 
 from bge_core.errors import CollectionMismatchError, StoreError
 from bge_core.index import RetryPolicy, VectorIndex, make_id
 from bge_core.reference import InMemoryStore
+from bge_milvus import MilvusIndex
 
 
 def token_rows(client: Any, index: MilvusIndex, doc_id: str | None = None) -> dict[str, list[int]]:

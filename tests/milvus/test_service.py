@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bge_milvus.store_uri import open_index
 
 from bge_core.errors import StoreError
 from bge_core.index import VectorIndex
 from bge_core.reference import InMemoryStore
+from bge_milvus.store_uri import open_index
 
 
 @pytest.mark.service

@@ -28,8 +28,9 @@ def memory_client() -> Iterator[Any]:
 @pytest.fixture
 def make_index(m3: Any) -> Callable[..., Any]:
     """``make_index(client=None, name="docs", encoder=m3, **options)``: a QdrantIndex."""
-    from bge_qdrant import QdrantIndex
     from qdrant_client import QdrantClient
+
+    from bge_qdrant import QdrantIndex
 
     def make(client: Any = None, name: str = "docs", encoder: Any = None, **options: Any) -> Any:
         return QdrantIndex(client or QdrantClient(":memory:"), name, encoder or m3, **options)

@@ -6,12 +6,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from bge_qdrant import AsyncQdrantIndex
 from qdrant_client import AsyncQdrantClient, models
 from qdrant_helpers import QUERIES, assert_same_hits
 
 from bge_core.errors import CollectionMismatchError
 from bge_core.index import make_id
+from bge_qdrant import AsyncQdrantIndex
 
 MODES = [("dense", "rrf", "dense"), ("sparse", "rrf", "sparse"), ("hybrid", "rrf", "fusion"),
          ("hybrid", "dbsf", "fusion"), ("hybrid", "weighted", "fusion"), ("colbert", "rrf", "colbert")]

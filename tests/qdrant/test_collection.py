@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bge_qdrant import COLBERT_MAX_FLOATS, QdrantIndex, QdrantLayout
 from qdrant_client import QdrantClient, models
 
 from bge_core.errors import CollectionMismatchError, StoreError
+from bge_qdrant import COLBERT_MAX_FLOATS, QdrantIndex, QdrantLayout
 
 
 class _NoCalls:

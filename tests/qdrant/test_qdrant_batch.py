@@ -15,8 +15,9 @@ MODES = ("dense", "sparse", "hybrid", "colbert")
 
 @pytest.fixture(scope="module")
 def pair(m3: Any) -> tuple[Any, Any]:
-    from bge_qdrant import QdrantIndex
     from qdrant_client import QdrantClient
+
+    from bge_qdrant import QdrantIndex
 
     texts, metas = [t for t, _ in QD_CORPUS], [m for _, m in QD_CORPUS]
     qd = QdrantIndex(QdrantClient(":memory:"), "batch", m3, show_progress=False)
@@ -56,8 +57,9 @@ def test_search_batch_with_filter_and_empty_matches(pair: tuple[Any, Any]) -> No
 
 
 async def test_async_search_batch(m3: Any) -> None:
-    from bge_qdrant import AsyncQdrantIndex
     from qdrant_client import AsyncQdrantClient
+
+    from bge_qdrant import AsyncQdrantIndex
 
     texts = [t for t, _ in QD_CORPUS]
     index = AsyncQdrantIndex(AsyncQdrantClient(":memory:"), "abatch", m3, show_progress=False)

@@ -7,12 +7,12 @@ from typing import Any
 
 import httpx
 import pytest
-from bge_qdrant.faults import is_transient_error
 from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from bge_core.errors import StoreError, TransientStoreError
 from bge_core.index import RetryPolicy, make_id
+from bge_qdrant.faults import is_transient_error
 
 TEXTS = [f"{a} {b}" for a in ("the cat", "the dog", "a fish", "the bird") for b in ("in the water", "on the tree", "at night")]
 

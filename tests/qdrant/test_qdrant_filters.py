@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bge_qdrant.filters import payload_path, to_filter
 from qdrant_client import models
+
+from bge_qdrant.filters import payload_path, to_filter
 
 HOSTILE = [
     '" or 1==1 or "',

@@ -16,8 +16,9 @@ logger = logging.getLogger(__name__)
 
 @pytest.mark.slow
 def test_scifact_ndcg(tmp_path: Path, scifact_minilm: Any, scifact_dir: Path) -> None:
-    from bge_qdrant import QdrantIndex
     from qdrant_client import QdrantClient
+
+    from bge_qdrant import QdrantIndex
 
     data = load_beir(scifact_dir)
     encoder = scifact_minilm  # the auto (bf16 where native) fast path, memoised per session

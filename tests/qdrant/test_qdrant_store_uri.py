@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bge_qdrant import QdrantIndex
-from bge_qdrant.store_uri import API_KEY_ENV, open_index
 from qdrant_client import QdrantClient
 
 from bge_core.errors import StoreError
+from bge_qdrant import QdrantIndex
+from bge_qdrant.store_uri import API_KEY_ENV, open_index
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "sk-test-SECRET-0123456789"

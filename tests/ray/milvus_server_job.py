@@ -29,10 +29,10 @@ def main() -> None:
     server.wait_started(timeout=240_000)
     started = time.perf_counter() - t
     try:
-        import bge_ray
         import ray
         from ray_helpers import rows
 
+        import bge_ray
         from bge_core.cli.encoders import load_encoder
         from bge_core.cli.stores import open_store
         from bge_core.index import VectorIndex
@@ -46,7 +46,7 @@ def main() -> None:
                                dtype="float32")
         ray.shutdown()
         probe = open_store(uri, collection="single")
-        VectorIndex(probe.store, load_encoder(model, device="cpu", dtype="float32", batch_size=8)).add_texts(
+        VectorIndex(probe, load_encoder(model, device="cpu", dtype="float32", batch_size=8)).add_texts(
             [r["text"] for r in data], [{"topic": r["topic"], "n": r["n"]} for r in data], [r["id"] for r in data]
         )
         probe.close()

@@ -31,7 +31,6 @@ def _worker_pids() -> list[int]:
 def test_minilm_worker_killed_mid_job_still_equals_single_process(ray_cluster: Any, minilm_path: Path, tmp_path: Path) -> None:
     pytest.importorskip("psutil")
     import bge_ray
-
     from bge_core import DenseEncoder
 
     data = rows(96, seed=1)
@@ -58,7 +57,7 @@ def test_minilm_worker_killed_mid_job_still_equals_single_process(ray_cluster: A
 
     probe = open_store(f"qdrant:{tmp_path / 'single'}", collection="bge")
     try:
-        VectorIndex(probe.store, DenseEncoder(minilm_path, device="cpu", dtype="float32")).add_texts(
+        VectorIndex(probe, DenseEncoder(minilm_path, device="cpu", dtype="float32")).add_texts(
             [r["text"] for r in data], [{"topic": r["topic"], "n": r["n"]} for r in data], [r["id"] for r in data]
         )
     finally:
@@ -82,7 +81,6 @@ print("DONE", flush=True)
 
 def test_driver_sigkill_then_rerun_encodes_only_the_missing_rows(ray_cluster: Any, tiny_m3_path: Path, tmp_path: Path) -> None:
     import bge_ray
-
     from bge_core.cli.stores import open_store
 
     n = 160

@@ -16,7 +16,7 @@ def _single_process(uri: str, encoder: Any, data: list[dict[str, Any]], *, colbe
 
     probe = open_store(uri, collection="bge")
     try:
-        index = VectorIndex(probe.store, encoder, sparse=True, colbert=colbert, chunk_size=16)
+        index = VectorIndex(probe, encoder, sparse=True, colbert=colbert, chunk_size=16)
         index.add_texts(
             [r["text"] for r in data],
             metadatas=[{k: v for k, v in r.items() if k not in ("text", "id")} for r in data],
@@ -28,7 +28,6 @@ def _single_process(uri: str, encoder: Any, data: list[dict[str, Any]], *, colbe
 
 def test_m3_two_workers_into_qdrant_local_equal_single_process(ray_cluster: Any, tiny_m3_path: Path, tmp_path: Path) -> None:
     import bge_ray
-
     from bge_core import BGEM3Encoder
 
     data = rows(48)
@@ -58,7 +57,6 @@ def test_m3_two_workers_into_qdrant_local_equal_single_process(ray_cluster: Any,
 
 def test_bad_input_fails_before_any_work(ray_cluster: Any, tiny_m3_path: Path, tmp_path: Path) -> None:
     import bge_ray
-
     from bge_core.errors import StoreError
 
     store = tmp_path / "never"

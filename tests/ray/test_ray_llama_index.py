@@ -14,8 +14,9 @@ def test_bge_embedding_as_a_ray_transformation(ray_cluster: Any, tiny_m3_path: P
     pytest.importorskip("llama_index.ingestion.ray")
     from llama_index.core.schema import TextNode
     from llama_index.ingestion.ray import RayIngestionPipeline, RayTransformComponent
-    from llama_index_bge import BGEEmbedding
     from ray_helpers import CountingBGEEmbedding
+
+    from llama_index_bge import BGEEmbedding
 
     counts = tmp_path / "counts"
     counts.mkdir()

@@ -37,9 +37,8 @@ def _worker(on_error: str) -> Any:
 
 
 def test_rows_get_the_ids_and_hashes_of_vector_index() -> None:
-    from bge_ray.rows import prepare_rows
-
     from bge_core.index import content_hash, make_id
+    from bge_ray.rows import prepare_rows
 
     table = pa.table({"text": ["a", "b"], "id": ["x", None], "topic": ["t", None]})
     good, bad = prepare_rows(table)

@@ -113,10 +113,11 @@ def _qdrant_path(tmp_path: Path) -> StoreKit:
 def _milvus_lite(tmp_path: Path) -> StoreKit:
     pytest.importorskip("pymilvus")
     pytest.importorskip("milvus_lite")
-    from bge_milvus import MilvusStore
     from pymilvus import MilvusClient, MilvusException
     from pymilvus.exceptions import MilvusUnavailableException
     from store_checks import release_milvus
+
+    from bge_milvus import MilvusStore
 
     path = tmp_path / "milvus.db"
     client = MilvusClient(str(path))
@@ -138,9 +139,8 @@ def _milvus_lite(tmp_path: Path) -> StoreKit:
 
 def _edge(tmp_path: Path) -> StoreKit:
     pytest.importorskip("qdrant_edge")
-    from bge_qdrant.edge_store import EdgeStore
-
     from bge_core.errors import StoreError, TransientStoreError
+    from bge_qdrant.edge_store import EdgeStore
 
     # One folder per collection. An embedded engine takes one handle per folder in a process,
     # so every open of a collection shares that handle ("restart" and "another handle" are the
