@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import shutil
 import sys
@@ -35,11 +36,15 @@ from bge_core.loading import resolve_model_dir
 from bge_core.models import KNOWN_MODELS
 from bge_core.scoring import DEFAULT_RRF_K
 from bge_core.sources import (
+    SourceError,
+    SourceFile,
     SourceReport,
     find_source_files,
     iter_chunks,
     read_documents,
 )
+from bge_core.sync import ScanningStore, TrackingStore, find_stale
+from bge_core.uris import redact_uri
 from bge_core.types import Hit
 
 __all__ = [
@@ -87,7 +92,7 @@ class _Session:
 
 
 def _where(uri: str, collection: str) -> str:
-    return f"the index {uri} (collection {collection!r})"
+    return f"the index {redact_uri(uri)} (collection {collection!r})"
 
 
 def _recorded_outputs(recorded: dict[str, Any] | None) -> list[str] | None:
@@ -184,20 +189,151 @@ def _out(args: argparse.Namespace) -> TextIO:
 
 
 # -- index -------------------------------------------------------------------------------------
-def _chunk_documents(session: _Session, sources: Sequence[str], report: SourceReport) -> Iterator[Document]:
-    files = find_source_files(sources, report)
+def _chunk_documents(
+    session: _Session, files: Sequence[SourceFile], report: SourceReport, bar: _IndexProgress
+) -> Iterator[Document]:
     tokenizer = session.encoder.tokenizer
-    docs = read_documents(files, report)
+    docs = bar.documents(read_documents(files, report), files)
     for chunk in iter_chunks(docs, tokenizer, int(session.settings["max_tokens"]), report):
+        bar.chunk()
         yield Document(chunk.text, chunk.metadata, chunk.id)
 
 
+def _looks_readable(path: Path) -> bool:
+    """A cheap look at the first bytes: readable, no NUL byte, valid UTF-8 so far."""
+    import codecs
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8192)
+    except OSError:
+        return False
+    if b"\x00" in head:
+        return False
+    try:
+        codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _preflight(files: Sequence[SourceFile], sources: Sequence[str]) -> None:
+    """Refuse, before a store is opened, SOURCEs whose every file is binary, unreadable or empty."""
+    readable = [f for f in files if _looks_readable(f.path)]
+    shown = ", ".join(str(p) for p in sources)
+    if not readable:
+        raise SourceError(
+            f"{shown}: none of the {len(files)} file(s) is readable UTF-8 text; nothing to index "
+            "(convert them to UTF-8 .txt, .md or .jsonl)"
+        )
+    if all(_is_blank(f.path) for f in readable):
+        raise SourceError(f"{shown}: every file is empty; nothing to index")
+
+
+def _is_blank(path: Path) -> bool:
+    try:
+        if path.stat().st_size > 65536:
+            return False
+        return not path.read_bytes().strip()
+    except OSError:
+        return False
+
+
+class _IndexProgress:
+    """``bge index`` progress: bytes of the SOURCE files read (so a total and the time left are
+    known up front), with documents read and chunks written alongside. Log lines printed while
+    it is shown go above it, not onto its line."""
+
+    def __init__(self, enabled: bool, total_bytes: int) -> None:
+        self._bar: Any = None
+        self.docs = 0
+        self.chunks = 0
+        self._streams: list[tuple[logging.StreamHandler[Any], Any]] = []
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(
+                total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc="indexing", dynamic_ncols=True,
+                file=sys.stderr,
+            )
+            for handler in logging.getLogger().handlers:
+                if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stderr, sys.__stderr__):
+                    self._streams.append((handler, handler.stream))
+                    handler.setStream(_TqdmStream())  # type: ignore[arg-type]
+
+    def documents(self, docs: Iterator[Any], files: Sequence[SourceFile]) -> Iterator[Any]:
+        sizes = {f.path.as_posix(): _size(f.path) for f in files}
+        current: str | None = None
+        for doc in docs:
+            path = doc.where.rsplit(":", 1)[0] if doc.where not in sizes else doc.where
+            if path != current:
+                if current is not None:
+                    self._advance(sizes.pop(current, 0))
+                current = path
+            self.docs += 1
+            yield doc
+        if current is not None:
+            self._advance(sizes.pop(current, 0))
+        self._advance(sum(sizes.values()))  # files skipped whole
+
+    def chunk(self) -> None:
+        self.chunks += 1
+        if self._bar is not None and self.chunks % 64 == 1:
+            self._bar.set_postfix_str(f"{self.docs} documents, {self.chunks} chunks", refresh=False)
+
+    def _advance(self, n: int) -> None:
+        if self._bar is not None and n:
+            self._bar.set_postfix_str(f"{self.docs} documents, {self.chunks} chunks", refresh=False)
+            self._bar.update(n)
+
+    def close(self) -> None:
+        for handler, stream in self._streams:
+            handler.setStream(stream)
+        self._streams.clear()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class _TqdmStream:
+    """A stderr stand-in that prints through ``tqdm.write`` (above the bar)."""
+
+    def write(self, text: str) -> int:
+        from tqdm.auto import tqdm
+
+        if text.strip():
+            tqdm.write(text.rstrip("\n"), file=sys.stderr)
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _progress_enabled(flag: bool | None) -> bool:
+    if flag is not None:
+        return flag
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def cmd_index(args: argparse.Namespace) -> int:
-    """``bge index SOURCE...``: chunk, encode and store files; re-runs resume and skip stored chunks."""
+    """``bge index SOURCE...``: chunk, encode and store files so the index reflects them: re-runs
+    resume, skip stored chunks, and (unless ``--no-delete``) remove the chunks of files under
+    SOURCE that are gone or got shorter."""
     out = _out(args)
     report = SourceReport()
     # Fail on bad SOURCE arguments before the store is opened or a model is loaded.
-    find_source_files(args.sources, SourceReport())
+    files = find_source_files(args.sources, report)
+    _preflight(files, args.sources)
     session = _open_session(
         args,
         collection=args.collection,
@@ -206,33 +342,65 @@ def cmd_index(args: argparse.Namespace) -> int:
         no_colbert=True if args.no_colbert else None,
         write_batch_size=args.batch_size,
     )
+    shown_store = redact_uri(args.store)
+    removed = 0
+    bar = _IndexProgress(_progress_enabled(args.progress), sum(_size(f.path) for f in files))
     try:
         session.index.ensure_collection()
         if session.recorded != session.settings:
             session.index.write_settings(session.settings)
+        tracker = TrackingStore(session.index.store)
+        session.index.store = tracker  # type: ignore[assignment]
+        session.index.show_progress = False  # the bar above counts bytes, documents and chunks
         try:
-            ids = session.index.add_documents(_chunk_documents(session, args.sources, report))
+            ids = session.index.add_documents(_chunk_documents(session, files, report, bar))
         except KeyboardInterrupt:
+            bar.close()
             print(
                 f"interrupted after encoding {session.encoder.documents_encoded} chunks; run the same command "
                 "again to finish (stored chunks are kept and skipped)",
                 file=sys.stderr,
             )
             raise
+        bar.close()
+        if not getattr(args, "no_delete", False):
+            removed = _remove_stale(tracker.inner_store, args.sources, set(ids), report)
         total = session.index.count()
     finally:
+        bar.close()
         session.probe.close()
-    encoded = session.encoder.documents_encoded
+    counts = tracker.counts
+    counts.removed = removed
+    counts.unchanged = max(len(ids) - counts.added - counts.updated, 0)
+    skipped = f", {report.skipped_files} skipped" if report.skipped_files else ""
+    empty = f", {report.empty} empty skipped" if report.empty else ""
     print(
         f"indexed {report.documents} documents ({len(ids)} chunks, at most {session.settings['max_tokens']} tokens each) "
-        f"from {report.files} files into {args.store} (collection {args.collection!r}): "
-        f"{encoded} encoded, {len(ids) - encoded} already stored; the index holds {total} chunks",
+        f"from {report.files} files{skipped}{empty} into {shown_store} (collection {args.collection!r}): "
+        f"{counts.added} added, {counts.updated} updated, {counts.unchanged} unchanged, {counts.removed} removed; "
+        f"the index holds {total} chunks",
         file=out,
     )
+    if report.documents == 0:
+        print("bge: error: nothing was indexed: every document was skipped (see the warnings above)", file=sys.stderr)
+        return EXIT_ERROR
     if report.problems:
         print(f"bge: {len(report.problems)} input problem(s) skipped, see the warnings above", file=sys.stderr)
         return EXIT_SKIPPED_INPUT
     return EXIT_OK
+
+
+def _remove_stale(store: Any, sources: Sequence[str], produced: set[str], report: SourceReport) -> int:
+    """Delete stored chunks of files under ``sources`` that this run did not produce."""
+    if not isinstance(store, ScanningStore):
+        logger.warning("this store cannot list its rows; chunks of deleted or shortened files are kept")
+        return 0
+    covered = [os.path.abspath(Path(s).expanduser()) for s in sources]
+    stale = find_stale(store, covered, produced, report.incomplete)
+    if stale:
+        logger.info("removing %d chunks of files that are gone or shorter", len(stale))
+        store.delete(stale)
+    return len(stale)
 
 
 # -- search ------------------------------------------------------------------------------------
@@ -457,7 +625,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results = {mode: evaluate_run(runs[mode], data.qrels) for mode in modes}
     print(
         f"{Path(args.beir_dir).name}: {len(data.corpus)} documents, {len(data.queries)} queries ({args.split}), "
-        f"model {session.settings['model']}, {args.store} (collection {collection!r})",
+        f"model {session.settings['model']}, {redact_uri(args.store)} (collection {collection!r})",
         file=out,
     )
     print(f"{'mode':<8}" + "".join(f"{_METRIC_LABELS[m]:>12}" for m in EVAL_METRICS), file=out)

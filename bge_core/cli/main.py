@@ -27,6 +27,7 @@ from bge_core.cli.commands import (
 from bge_core.cli.encoders import DEFAULT_MODEL
 from bge_core.cli.stores import DEFAULT_STORE
 from bge_core.errors import BGEError
+from bge_core.uris import redact_secrets
 
 __all__ = ["build_parser", "main"]
 
@@ -72,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the recorded value, else the model's max length)")
     p.add_argument("--no-colbert", action="store_true", default=False, help="do not store ColBERT vectors (M3 models)")
     p.add_argument("--batch-size", type=_positive, default=32, help="chunks encoded and written per step (default 32)")
+    p.add_argument("--no-delete", "--append", dest="no_delete", action="store_true", default=False,
+                   help="keep stored chunks of files under SOURCE that are gone or got shorter (default: remove them)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", parents=[common], help="search an index", description="Search an index built by bge index.")
@@ -112,7 +115,14 @@ class _QuietFilter(logging.Filter):
         return record.name.startswith(_LOGGERS) or record.levelno >= logging.CRITICAL
 
 
-class _NoTracebackFormatter(logging.Formatter):
+class _RedactingFormatter(logging.Formatter):
+    """Log lines with the credentials of store URIs (and ``token=``-like pairs) redacted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_secrets(super().format(record))
+
+
+class _NoTracebackFormatter(_RedactingFormatter):
     """Without -v: log lines without the tracebacks attached to them."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -134,7 +144,7 @@ def _setup_logging(verbosity: int) -> None:
         _handler.setFormatter(_NoTracebackFormatter("bge: %(levelname)s: %(message)s"))
         _handler.addFilter(_QuietFilter())
     else:
-        _handler.setFormatter(logging.Formatter("bge: %(levelname)s %(name)s: %(message)s"))
+        _handler.setFormatter(_RedactingFormatter("bge: %(levelname)s %(name)s: %(message)s"))
     root.addHandler(_handler)
     root.setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
     for name in _LOGGERS:
@@ -162,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the CLI reports every failure as one line
         if verbose:
-            traceback.print_exc()
+            print(redact_secrets(traceback.format_exc()), file=sys.stderr, end="")
         print(f"bge: error: {_describe(exc)}", file=sys.stderr)
         return EXIT_ERROR
     finally:
@@ -178,7 +188,7 @@ def _describe(exc: BaseException) -> str:
         text = str(exc) or type(exc).__name__
     else:
         text = f"{type(exc).__name__}: {exc} (run with -v for the traceback)"
-    return " ".join(text.split())
+    return redact_secrets(" ".join(text.split()))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -363,6 +363,22 @@ class MilvusStore:
         res = self.client.query(self.collection_name, filter="", output_fields=["count(*)"], **self._kw())
         return int(res[0]["count(*)"])
 
+    def scan(self, keys: Sequence[str], batch_size: int = 1000) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(id, {key: metadata value})`` of every row whose metadata has ``keys[0]`` (query iterator)."""
+        if not keys or not self.client.has_collection(self.collection_name, **self._kw()):
+            return
+        it = self.client.query_iterator(
+            self.collection_name, batch_size=batch_size, filter="", output_fields=["id", "metadata"], **self._kw()
+        )
+        try:
+            while batch := it.next():
+                for row in batch:
+                    meta = row.get("metadata") or {}
+                    if keys[0] in meta:
+                        yield str(row["id"]), {k: meta.get(k) for k in keys}
+        finally:
+            it.close()
+
     def is_transient(self, exc: BaseException) -> bool:
         """Timeouts, resets, UNAVAILABLE / rate limits are transient; validation errors are not."""
         if isinstance(exc, TransientStoreError):

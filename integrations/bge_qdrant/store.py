@@ -19,7 +19,7 @@ from bge_qdrant.layout import (
     check_settings_kept,
     create_kwargs,
 )
-from bge_qdrant.points import HASH_KEY, PointBuilder, hits_in_order, point_ids
+from bge_qdrant.points import HASH_KEY, METADATA_KEY, PointBuilder, hits_in_order, point_ids
 from bge_qdrant.queries import build_query
 
 __all__ = ["QdrantStore", "is_local_client"]
@@ -151,6 +151,27 @@ class QdrantStore:
         """Exact number of points."""
         with self._call():
             return int(self.client.count(self.collection_name, exact=True).count)
+
+    def scan(self, keys: Sequence[str], batch_size: int = 1000) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(id, {key: metadata value})`` of every point whose metadata has ``keys[0]`` (paged scroll)."""
+        if not keys or not self.client.collection_exists(self.collection_name):
+            return
+        present = models.Filter(
+            must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key=f"{METADATA_KEY}.{keys[0]}"))]
+        )
+        selector = [f"{METADATA_KEY}.{k}" for k in keys]
+        offset: Any = None
+        while True:
+            with self._call():
+                points, offset = self.client.scroll(
+                    self.collection_name, scroll_filter=present, limit=batch_size, offset=offset,
+                    with_payload=selector, with_vectors=False,
+                )
+            for p in points:
+                meta = (p.payload or {}).get(METADATA_KEY) or {}
+                yield str(p.id), {k: meta.get(k) for k in keys}
+            if offset is None:
+                return
 
     def is_transient(self, exc: BaseException) -> bool:
         """Timeouts, connection errors, 429/5xx, gRPC UNAVAILABLE: see :mod:`bge_qdrant.faults`."""
