@@ -84,7 +84,8 @@ class SourceDocument:
 
     ``key`` is the shown document id (``doc_id`` metadata: the file name or a row's ``_id``),
     ``id_key`` the unambiguous key the chunk ids derive from, ``where`` the file (and line).
-    ``text`` may be empty when ``blocks`` streams a large file's text instead.
+    ``text`` may be empty when ``blocks`` streams a large file's text instead; ``blocks`` is
+    readable until the next document is read (the file is open only that long).
     """
 
     key: str
@@ -214,29 +215,34 @@ def find_source_files(paths: Sequence[str | os.PathLike[str]], report: SourceRep
 
 
 def _walk(arg: Path, root: Path, report: SourceReport, found: dict[str, SourceFile]) -> None:
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
 
     def unreadable(exc: OSError) -> None:
         where = exc.filename if exc.filename is not None else arg
         report.problem(f"{_shown(where)}: cannot read the folder ({exc.strerror or exc}); skipped", where)
 
+    def loops(folder: str, target: str) -> bool:
+        here = os.path.realpath(folder)
+        return here == target or here.startswith(target.rstrip(os.sep) + os.sep)
+
     for folder, dirs, files in os.walk(arg, onerror=unreadable, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:
-            report.problem(f"{_shown(folder)}: symlink loop (leads back to {_shown(real)}); not followed")
+            report.note(f"{_shown(folder)}: the same folder as {_shown(seen[real])}; read once")
             dirs[:] = []
             continue
-        seen.add(real)
+        seen[real] = folder
         kept = []
         for name in sorted(dirs):
             if _is_hidden(name):
                 continue
             full = os.path.join(folder, name)
-            if os.path.islink(full) and os.path.realpath(full) in seen:
+            if os.path.islink(full) and loops(folder, os.path.realpath(full)):
                 report.problem(f"{_shown(full)}: symlink loop (leads back to {_shown(os.path.realpath(full))}); not followed")
                 continue
             kept.append(name)
-        dirs[:] = kept
+        # Real folders before linked ones, so a folder reached both ways keeps its real name.
+        dirs[:] = sorted(kept, key=lambda d: os.path.islink(os.path.join(folder, d)))
         for name in sorted(files):
             if _is_hidden(name):
                 continue

@@ -177,6 +177,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     finally:
         sys.stdout.flush()
+        _teardown_logging()
+
+
+def _teardown_logging() -> None:
+    """Remove this call's log handler: an in-process caller (tests, notebooks) may close the
+    stream it writes to, and a handler left behind would then fail on every later record."""
+    global _handler
+    if _handler is not None:
+        logging.getLogger().removeHandler(_handler)
+        _handler = None
 
 
 def _describe(exc: BaseException) -> str:
