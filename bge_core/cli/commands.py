@@ -30,7 +30,7 @@ from bge_core.cli.encoders import (
 )
 from bge_core.cli.stores import open_store
 from bge_core.errors import BGEError, IndexSettingsMismatchError
-from bge_core.evaluation import evaluate_run, load_beir
+from bge_core.evaluation import drop_identical_ids, evaluate_run, load_beir
 from bge_core.index import MODES, Document, Mode, SearchRequest, VectorIndex
 from bge_core.loading import resolve_model_dir
 from bge_core.models import KNOWN_MODELS
@@ -162,6 +162,8 @@ def _open_session(
             special = int(encoder.tokenizer.num_special_tokens_to_add(pair=False))
             if cap <= special:
                 raise BGEError(f"--max-tokens {cap} leaves no room for text ({special} special tokens); use a larger value")
+        if must_exist and recorded is not None and isinstance(recorded.get("layout"), str):
+            layout = recorded["layout"]  # searching reads either layout (bge index chunks, bge eval documents)
         settings = make_settings(model=model, kind=kind, outputs=outputs, max_tokens=cap, dim=encoder.dim, layout=layout)
         if recorded is not None:
             check_settings(recorded, settings, where)
@@ -585,13 +587,15 @@ def run_queries(index: VectorIndex, queries: dict[str, str], modes: Sequence[str
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """``bge eval BEIR_DIR``: index a BEIR corpus (unless stored) and report metrics per mode."""
+    """``bge eval BEIR_DIR``: index a BEIR corpus (re-encoding only documents whose text changed,
+    removing those no longer in it) and report metrics per mode."""
     out = _out(args)
     modes = _parse_modes(args.modes)
     data = load_beir(args.beir_dir, split=args.split)
     if not data.queries:
         raise BGEError(f"{args.beir_dir}: no queries of split {args.split!r} have qrels; check --split")
     collection = args.collection or _beir_collection(args.beir_dir)
+    keep_identical = bool(getattr(args, "keep_identical_ids", False))
     session = _open_session(
         args, collection=collection, layout="documents", max_tokens=None, no_colbert=None,
         write_batch_size=args.batch_size, fixed_max_tokens=True,
@@ -601,28 +605,39 @@ def cmd_eval(args: argparse.Namespace) -> int:
         session.index.ensure_collection()
         if session.recorded != session.settings:
             session.index.write_settings(session.settings)
-        stored = session.index.count()
-        if stored == len(data.corpus):
-            logger.info("%s already holds the %d documents; not re-indexing", session.where, stored)
-        else:
-            docs = (
-                Document(data.doc_text(doc_id), {"doc_id": doc_id, "title": title}, doc_id)
-                for doc_id, (title, _) in data.corpus.items()
-            )
-            quiet = logging.getLogger("bge_core.encoder_base")
-            level = quiet.level
-            if not args.verbose:
-                # BEIR truncates long documents to the model's cap; say so once, not per batch.
-                quiet.setLevel(logging.ERROR)
-                logger.info("documents longer than %d tokens are truncated", session.encoder.max_length)
-            try:
-                session.index.add_documents(docs, total=len(data.corpus))
-            finally:
-                quiet.setLevel(level)
-        runs = run_queries(session.index, data.queries, modes)
+        tracker = TrackingStore(session.index.store)
+        session.index.store = tracker  # type: ignore[assignment]
+        # Every document goes through the content-hash check: stored, unchanged ones are neither
+        # encoded nor written, so a re-run reuses the index only where the corpus is the same.
+        docs = (
+            Document(data.doc_text(doc_id), {"doc_id": doc_id, "title": title}, doc_id)
+            for doc_id, (title, _) in data.corpus.items()
+        )
+        quiet = logging.getLogger("bge_core.encoder_base")
+        level = quiet.level
+        if not args.verbose:
+            # BEIR truncates long documents to the model's cap; say so once, not per batch.
+            quiet.setLevel(logging.ERROR)
+            logger.info("documents longer than %d tokens are truncated", session.encoder.max_length)
+        try:
+            ids = session.index.add_documents(docs, total=len(data.corpus))
+        finally:
+            quiet.setLevel(level)
+        session.index.store = tracker.inner_store
+        removed = _remove_missing(tracker.inner_store, set(ids))
+        counts = tracker.counts
+        logger.info(
+            "%s: %d documents encoded (%d new, %d changed), %d unchanged reused, %d no longer in the corpus removed",
+            session.where, counts.added + counts.updated, counts.added, counts.updated,
+            len(ids) - counts.added - counts.updated, removed,
+        )
+        # One more hit per query, so dropping the query's own id still leaves k=100.
+        runs = run_queries(session.index, data.queries, modes, k=100 if keep_identical else 101)
     finally:
         session.probe.close()
-    results = {mode: evaluate_run(runs[mode], data.qrels) for mode in modes}
+    if not keep_identical:
+        runs = {mode: {q: ranked[:100] for q, ranked in drop_identical_ids(run).items()} for mode, run in runs.items()}
+    results = {mode: evaluate_run(runs[mode], data.qrels, ignore_identical_ids=not keep_identical) for mode in modes}
     print(
         f"{Path(args.beir_dir).name}: {len(data.corpus)} documents, {len(data.queries)} queries ({args.split}), "
         f"model {session.settings['model']}, {redact_uri(args.store)} (collection {collection!r})",
@@ -634,6 +649,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return EXIT_OK
+
+
+def _remove_missing(store: Any, produced: set[str]) -> int:
+    """Delete stored documents of an eval collection that are no longer in the corpus."""
+    if not isinstance(store, ScanningStore):
+        return 0
+    gone = [row_id for row_id, _ in store.scan(["doc_id"]) if row_id not in produced]
+    if gone:
+        store.delete(gone)
+    return len(gone)
 
 
 # -- models ------------------------------------------------------------------------------------

@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", default=None, help="also write the metrics as JSON to FILE")
     p.add_argument("--collection", default=None, help="collection name (default beir_<folder name>)")
     p.add_argument("--batch-size", type=_positive, default=32, help="documents encoded and written per step (default 32)")
+    p.add_argument("--keep-identical-ids", action="store_true", default=False,
+                   help="keep a retrieved document whose id equals the query id (default: dropped, as BEIR does)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("models", help="list the known BGE models and whether they are available offline")

@@ -47,3 +47,44 @@ def test_evaluate_run_averages_and_skips_queries_without_relevant_docs() -> None
     assert got["mrr@10"] == pytest.approx((1.0 + 0.5) / 2)
     with pytest.raises(ValueError):
         evaluate_run(run, {"q": {"a": 0}})
+
+
+def test_identical_ids_are_dropped_by_default() -> None:
+    run = {"q1": ["q1", "d1", "d2"], "q2": ["d3", "q2"]}
+    qrels = {"q1": {"d1": 1}, "q2": {"d3": 1}}
+    assert evaluate_run(run, qrels)["mrr@10"] == 1.0
+    assert evaluate_run(run, qrels, ignore_identical_ids=False)["mrr@10"] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("kind", ["binary", "graded", "zero_judged"])
+def test_metrics_equal_ir_measures_on_random_runs(kind: str) -> None:
+    """Checked against an independent implementation (ir_measures over pytrec_eval)."""
+    import random
+
+    ir_measures = pytest.importorskip("ir_measures")
+    from ir_measures import RR, R, nDCG
+
+    rng = random.Random({"binary": 1, "graded": 2, "zero_judged": 3}[kind])
+    docs = [f"d{i}" for i in range(300)]
+    qrels: dict[str, dict[str, int]] = {}
+    run: dict[str, list[str]] = {}
+    for q in range(60):
+        qid = f"q{q}"
+        judged = rng.sample(docs, rng.randint(1, 25))
+        if kind == "binary":
+            qrels[qid] = {d: 1 for d in judged}
+        elif kind == "graded":
+            qrels[qid] = {d: rng.choice([1, 2, 3]) for d in judged}
+        else:  # zero grades mixed in, and some queries with only zero grades (skipped by both)
+            qrels[qid] = {d: (0 if q % 7 == 0 else rng.choice([0, 0, 1, 2])) for d in judged}
+        run[qid] = rng.sample(docs, rng.randint(0, 150))
+    ours = evaluate_run(run, qrels, ignore_identical_ids=False)
+    scored = {q: {d: float(len(ranked) - i) for i, d in enumerate(ranked)} for q, ranked in run.items()}
+    per_query: dict[str, dict[str, float]] = {}
+    for m in ir_measures.iter_calc([nDCG @ 10, R @ 100, RR @ 10], qrels, scored):
+        per_query.setdefault(str(m.measure), {})[m.query_id] = m.value
+    with_rel = [q for q, rel in qrels.items() if any(g > 0 for g in rel.values())]
+    assert len(with_rel) < len(qrels) or kind != "zero_judged"
+    for ours_name, theirs in (("ndcg@10", "nDCG@10"), ("recall@100", "R@100"), ("mrr@10", "RR@10")):
+        expected = sum(per_query[theirs].get(q, 0.0) for q in with_rel) / len(with_rel)
+        assert ours[ours_name] == pytest.approx(expected, abs=1e-6), ours_name
