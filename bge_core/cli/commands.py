@@ -14,6 +14,7 @@ import re
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -115,6 +116,9 @@ def _open_session(
     """Open the store, reconcile the options with the recorded settings, load the model."""
     uri: str = args.store
     where = _where(uri, collection)
+    local = local_store_path(uri)
+    if must_exist and local is not None and not local.exists():
+        raise BGEError(f"no index at {local}; build one first: bge index SOURCE --store {redact_uri(uri)}")
     if args.model:
         # A model that cannot load fails before the store is opened (no folder or file left behind).
         model_kind(args.model)
@@ -182,6 +186,34 @@ def _open_session(
         return _Session(probe, index, encoder, settings, recorded, where)
     except BaseException:
         probe.close()
+        raise
+
+
+def local_store_path(uri: str) -> Path | None:
+    """The file or folder of a local store URI (``qdrant:./dir``, ``milvus:./x.db``), else None."""
+    scheme, sep, rest = uri.partition(":")
+    if not sep or "+" in scheme or rest.startswith("//") or not rest or rest == ":memory:":
+        return None
+    return Path(rest).expanduser()
+
+
+@contextmanager
+def _remove_if_created(uri: str) -> Iterator[None]:
+    """Remove a local store that this command created, when the command fails before writing:
+    a model that cannot load or a refused option must not leave an empty store behind."""
+    local = local_store_path(uri)
+    fresh = local is not None and not local.exists()
+    try:
+        yield
+    except BaseException:
+        if fresh and local is not None and local.exists():
+            if local.is_dir():
+                shutil.rmtree(local, ignore_errors=True)
+            else:
+                local.unlink(missing_ok=True)
+            for extra in local.parent.glob(f".{local.name}*"):  # Milvus Lite's lock and socket files
+                if extra.is_file():
+                    extra.unlink(missing_ok=True)
         raise
 
 
@@ -336,14 +368,15 @@ def cmd_index(args: argparse.Namespace) -> int:
     # Fail on bad SOURCE arguments before the store is opened or a model is loaded.
     files = find_source_files(args.sources, report)
     _preflight(files, args.sources)
-    session = _open_session(
-        args,
-        collection=args.collection,
-        layout="chunks",
-        max_tokens=args.max_tokens,
-        no_colbert=True if args.no_colbert else None,
-        write_batch_size=args.batch_size,
-    )
+    with _remove_if_created(args.store):
+        session = _open_session(
+            args,
+            collection=args.collection,
+            layout="chunks",
+            max_tokens=args.max_tokens,
+            no_colbert=True if args.no_colbert else None,
+            write_batch_size=args.batch_size,
+        )
     shown_store = redact_uri(args.store)
     removed = 0
     bar = _IndexProgress(_progress_enabled(args.progress), sum(_size(f.path) for f in files))
@@ -459,13 +492,13 @@ def _clip(text: str, width: int) -> str:
 
 def _print_table(hits: Sequence[Hit], out: TextIO) -> None:
     width = shutil.get_terminal_size((120, 24)).columns
-    id_w = min(max([len(_display_id(h)) for h in hits] + [2]), 28)
+    id_w = max([len(_display_id(h)) for h in hits] + [2])  # ids are never cut: they are what users copy
     title_w = min(max([len(str(h.metadata.get("title", ""))) for h in hits] + [5]), 28)
     snippet_w = max(width - (4 + 1 + 9 + 1 + id_w + 2 + title_w + 2), 20)
     print(f"{'rank':>4} {'score':>9} {'id':<{id_w}}  {'title':<{title_w}}  snippet", file=out)
     for rank, h in enumerate(hits, 1):
         print(
-            f"{rank:>4} {h.score:>9.4f} {_clip(_display_id(h), id_w):<{id_w}}  "
+            f"{rank:>4} {h.score:>9.4f} {_display_id(h):<{id_w}}  "
             f"{_clip(str(h.metadata.get('title', '')), title_w):<{title_w}}  {_clip(h.text, snippet_w)}",
             file=out,
         )
@@ -476,6 +509,7 @@ def _hit_json(rank: int, h: Hit) -> dict[str, Any]:
         "rank": rank,
         "score": h.score,
         "id": h.id,
+        "ref": _display_id(h),  # the id the table shows (doc_id#chunk); "id" is the stored UUID
         "doc_id": h.metadata.get("doc_id"),
         "chunk": h.metadata.get("chunk"),
         "title": h.metadata.get("title"),
@@ -596,10 +630,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise BGEError(f"{args.beir_dir}: no queries of split {args.split!r} have qrels; check --split")
     collection = args.collection or _beir_collection(args.beir_dir)
     keep_identical = bool(getattr(args, "keep_identical_ids", False))
-    session = _open_session(
-        args, collection=collection, layout="documents", max_tokens=None, no_colbert=None,
-        write_batch_size=args.batch_size, fixed_max_tokens=True,
-    )
+    with _remove_if_created(args.store):
+        session = _open_session(
+            args, collection=collection, layout="documents", max_tokens=None, no_colbert=None,
+            write_batch_size=args.batch_size, fixed_max_tokens=True,
+        )
     try:
         _check_modes(session, modes, str(session.settings["model"]))
         session.index.ensure_collection()

@@ -27,6 +27,7 @@ from bge_core.cli.commands import (
 from bge_core.cli.encoders import DEFAULT_MODEL
 from bge_core.cli.stores import DEFAULT_STORE
 from bge_core.errors import BGEError
+from bge_core.load_report import install_load_report_filter
 from bge_core.uris import redact_secrets
 
 __all__ = ["build_parser", "main"]
@@ -43,6 +44,13 @@ def _positive(raw: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {raw!r}")
     return value
+
+
+def _key_value(raw: str) -> str:
+    key, sep, _ = raw.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {raw!r} (for example --filter source=notes/a.md)")
+    return raw
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,11 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", parents=[common], help="search an index", description="Search an index built by bge index.")
     p.add_argument("query", metavar="QUERY")
-    p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("-k", type=_positive, default=10, help="number of results (default 10)")
     p.add_argument("--mode", choices=["dense", "sparse", "hybrid", "colbert"], default=None,
                    help="default: hybrid for BGE-M3 indexes, dense for dense-only ones")
     p.add_argument("--rerank", metavar="MODEL", default=None, help="rerank with a cross-encoder, e.g. BAAI/bge-reranker-v2-m3")
-    p.add_argument("--filter", action="append", metavar="KEY=VALUE",
+    p.add_argument("--filter", action="append", metavar="KEY=VALUE", type=_key_value,
                    help="metadata filter (repeat; a key given twice matches any of its values)")
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     p.add_argument("--model", default=None, help="model (default: the one recorded with the index)")
@@ -151,6 +159,7 @@ def _setup_logging(verbosity: int) -> None:
     root.setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
     for name in _LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbosity == 1 else logging.NOTSET)
+    install_load_report_filter()  # the expected pooler-only LOAD REPORT of BGE checkpoints
     if verbosity < 2:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
