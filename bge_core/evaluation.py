@@ -127,18 +127,18 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirData:
     qrels_path = root / "qrels" / f"{split}.tsv"
     with open(qrels_path, encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh, delimiter="\t")
-        for i, row in enumerate(reader):
-            if i == 0 and row and row[0] == "query-id":
+        for i, cells in enumerate(reader):
+            if i == 0 and cells and cells[0] == "query-id":
                 continue
-            if not row or not "".join(row).strip():
+            if not cells or not "".join(cells).strip():
                 continue
-            if len(row) < 3:
+            if len(cells) < 3:
                 raise ValueError(f"{qrels_path}:{reader.line_num}: expected query-id, corpus-id and score separated by tabs")
             try:
-                grade = int(row[2])
+                grade = int(cells[2])
             except ValueError:
-                raise ValueError(f"{qrels_path}:{reader.line_num}: score {row[2]!r} is not an integer") from None
-            qrels.setdefault(row[0], {})[row[1]] = grade
+                raise ValueError(f"{qrels_path}:{reader.line_num}: score {cells[2]!r} is not an integer") from None
+            qrels.setdefault(cells[0], {})[cells[1]] = grade
     queries: dict[str, str] = {}
     for line_no, row in _jsonl_rows(root / "queries.jsonl"):
         if not isinstance(row.get("text"), str):

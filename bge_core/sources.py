@@ -60,8 +60,8 @@ logger = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".jsonl")
 #: Metadata keys written by the indexer; JSONL fields of the same name are overridden.
 RESERVED_METADATA: tuple[str, ...] = ("doc_id", "source", "source_root", "title", "chunk")
-#: Characters of a text file decoded and chunked at a time (bounds memory for huge files).
-TEXT_BLOCK_CHARS = 1 << 20
+#: Bytes of a text file decoded and chunked at a time (bounds memory for huge files).
+TEXT_BLOCK_CHARS = 1 << 18
 
 
 class SourceError(BGEError):

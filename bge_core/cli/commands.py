@@ -32,7 +32,7 @@ from bge_core.cli.encoders import (
 from bge_core.cli.stores import open_store
 from bge_core.errors import BGEError, IndexSettingsMismatchError
 from bge_core.evaluation import drop_identical_ids, evaluate_run, load_beir
-from bge_core.index import MODES, Document, Mode, SearchRequest, VectorIndex
+from bge_core.index import MODES, Document, Mode, SearchRequest, Store, VectorIndex
 from bge_core.loading import resolve_model_dir
 from bge_core.models import KNOWN_MODELS
 from bge_core.scoring import DEFAULT_RRF_K
@@ -293,7 +293,7 @@ class _IndexProgress:
             for handler in logging.getLogger().handlers:
                 if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stderr, sys.__stderr__):
                     self._streams.append((handler, handler.stream))
-                    handler.setStream(_TqdmStream())  # type: ignore[arg-type]
+                    handler.setStream(_TqdmStream())
 
     def documents(self, docs: Iterator[Any], files: Sequence[SourceFile]) -> Iterator[Any]:
         sizes = {f.path.as_posix(): _size(f.path) for f in files}
@@ -385,7 +385,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         if session.recorded != session.settings:
             session.index.write_settings(session.settings)
         tracker = TrackingStore(session.index.store)
-        session.index.store = tracker  # type: ignore[assignment]
+        session.index.store = tracker
         session.index.show_progress = False  # the bar above counts bytes, documents and chunks
         try:
             ids = session.index.add_documents(_chunk_documents(session, files, report, bar))
@@ -425,7 +425,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _remove_stale(store: Any, sources: Sequence[str], produced: set[str], report: SourceReport) -> int:
+def _remove_stale(store: Store, sources: Sequence[str], produced: set[str], report: SourceReport) -> int:
     """Delete stored chunks of files under ``sources`` that this run did not produce."""
     if not isinstance(store, ScanningStore):
         logger.warning("this store cannot list its rows; chunks of deleted or shortened files are kept")
@@ -641,7 +641,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if session.recorded != session.settings:
             session.index.write_settings(session.settings)
         tracker = TrackingStore(session.index.store)
-        session.index.store = tracker  # type: ignore[assignment]
+        session.index.store = tracker
         # Every document goes through the content-hash check: stored, unchanged ones are neither
         # encoded nor written, so a re-run reuses the index only where the corpus is the same.
         docs = (
@@ -686,7 +686,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _remove_missing(store: Any, produced: set[str]) -> int:
+def _remove_missing(store: Store, produced: set[str]) -> int:
     """Delete stored documents of an eval collection that are no longer in the corpus."""
     if not isinstance(store, ScanningStore):
         return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -88,3 +89,26 @@ def test_metrics_equal_ir_measures_on_random_runs(kind: str) -> None:
     for ours_name, theirs in (("ndcg@10", "nDCG@10"), ("recall@100", "R@100"), ("mrr@10", "RR@10")):
         expected = sum(per_query[theirs].get(q, 0.0) for q in with_rel) / len(with_rel)
         assert ours[ours_name] == pytest.approx(expected, abs=1e-6), ours_name
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("corpus.jsonl", '{"_id": "d1", "text": "ok"}\n{"_id": "d2", "text": \n', "corpus.jsonl:2: malformed JSON"),
+        ("corpus.jsonl", '{"_id": "d1", "text": "ok"}\n{"text": "no id"}\n', "corpus.jsonl:2: no '_id' field"),
+        ("corpus.jsonl", '{"_id": "d1", "text": 5}\n', "corpus.jsonl:1: no 'text' string field"),
+        ("queries.jsonl", '{"_id": "q1", "text": "ok"}\n[1]\n', "queries.jsonl:2: expected a JSON object"),
+        ("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\n", "test.tsv:3: expected query-id, corpus-id and score"),
+        ("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\tyes\n", "test.tsv:2: score 'yes' is not an integer"),
+    ],
+)
+def test_malformed_beir_files_name_file_and_line(tmp_path, name: str, content: str, needle: str) -> None:  # type: ignore[no-untyped-def]
+    from bge_core.evaluation import load_beir
+
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": "ok"}\n', encoding="utf-8")
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "ok"}\n', encoding="utf-8")
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n", encoding="utf-8")
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        load_beir(tmp_path)
