@@ -117,8 +117,7 @@ def _open_session(
     uri: str = args.store
     where = _where(uri, collection)
     local = local_store_path(uri)
-    if must_exist and local is not None and not local.exists():
-        raise BGEError(f"no index at {local}; build one first: bge index SOURCE --store {redact_uri(uri)}")
+    fresh = local is not None and not local.exists()
     if args.model:
         # A model that cannot load fails before the store is opened (no folder or file left behind).
         model_kind(args.model)
@@ -126,9 +125,14 @@ def _open_session(
     probe = open_store(uri, collection=collection, show_progress=args.progress)
     try:
         recorded = probe.read_settings()
-        if recorded is None and must_exist and not args.model:
+        if recorded is None and must_exist and (not args.model or fresh):
+            if fresh and local is not None:
+                # Opening a local store creates it: remove it again, search never creates one.
+                probe.close()
+                _remove_store_files(local)
             raise BGEError(
-                f"{where} holds no bge index; build it first: bge index SOURCE --store {uri}"
+                (f"no index at {local}: " if fresh else "")
+                + f"{where} holds no bge index; build it first: bge index SOURCE --store {redact_uri(uri)}"
                 + (f" --collection {collection}" if collection != DEFAULT_COLLECTION else "")
             )
         outputs_before = _recorded_outputs(recorded)
@@ -206,15 +210,19 @@ def _remove_if_created(uri: str) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        if fresh and local is not None and local.exists():
-            if local.is_dir():
-                shutil.rmtree(local, ignore_errors=True)
-            else:
-                local.unlink(missing_ok=True)
-            for extra in local.parent.glob(f".{local.name}*"):  # Milvus Lite's lock and socket files
-                if extra.is_file():
-                    extra.unlink(missing_ok=True)
+        if fresh and local is not None:
+            _remove_store_files(local)
         raise
+
+
+def _remove_store_files(local: Path) -> None:
+    if local.is_dir():
+        shutil.rmtree(local, ignore_errors=True)
+    elif local.exists():
+        local.unlink(missing_ok=True)
+    for extra in local.parent.glob(f".{local.name}*"):  # Milvus Lite's lock and socket files
+        if extra.is_file():
+            extra.unlink(missing_ok=True)
 
 
 def _out(args: argparse.Namespace) -> TextIO:
