@@ -186,3 +186,41 @@ def test_secrets_in_store_uris_are_redacted(bge: Runner, uri: str, shown: str, t
             res = bge(*args, "--store", uri, *verbose)
             assert res.code == 1
             assert "SECRET" not in res.err + res.out, res.err
+
+
+_PEAK = """
+import resource, sys
+from transformers import AutoTokenizer
+from bge_core.sources import SourceReport, find_source_files, iter_chunks, read_documents
+tok = AutoTokenizer.from_pretrained(sys.argv[2])
+r = SourceReport()
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+n = sum(1 for _ in iter_chunks(read_documents(find_source_files([sys.argv[1]], r), r), tok, 64, r))
+print(n, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)
+"""
+
+
+@pytest.mark.slow
+def test_chunking_memory_does_not_grow_with_file_size(tiny_m3_path: Path, tmp_path: Path) -> None:
+    """Peak RSS of reading + chunking a 1 MB and a 6 MB file: it was ~130 bytes per input byte."""
+    import random
+    import subprocess
+    import sys
+
+    from tests.cli.conftest import words
+
+    rng = random.Random(2)
+    block = "\n".join(". ".join(words(rng, 10) for _ in range(5)) for _ in range(400))
+    growth = {}
+    for mb in (1, 6):
+        path = tmp_path / f"f{mb}.txt"
+        with open(path, "w", encoding="utf-8") as fh:
+            while fh.tell() < mb * 2**20:
+                fh.write(block + "\n")
+        out = subprocess.run([sys.executable, "-c", _PEAK, str(path), str(tiny_m3_path)], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=900, check=True)
+        chunks, mib = map(int, out.stdout.split())
+        assert chunks > 1000 * mb
+        growth[mb] = mib
+    # 5 MB more input: before streaming this cost ~650 MB more; now it must stay within block-sized noise.
+    assert growth[6] - growth[1] < 40, growth
