@@ -93,9 +93,10 @@ def value_problem(value: Any, path: str = "") -> str | None:
 
 def check_max_length(max_length: object, model_max: int | None = None) -> int:
     """Validate an encoder's ``max_length``: an int of at least 2 (room for one token between
-    the special tokens) and at most ``model_max`` when given. Returns it; raises ``ValueError``."""
+    the special tokens) and at most ``model_max`` when given. Returns it; raises ``ValueError``
+    (``TypeError`` for a non-int)."""
     if isinstance(max_length, bool) or not isinstance(max_length, int):
-        raise ValueError(f"max_length must be an int, got {type(max_length).__name__}")
+        raise TypeError(f"max_length must be an int, got {type(max_length).__name__}")
     if max_length < 3:
         raise ValueError(
             f"max_length={max_length} leaves no room for text (a text needs its special tokens and at least "

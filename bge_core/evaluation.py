@@ -102,7 +102,7 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
             if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+                raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")  # noqa: TRY004 - bad file content
             if row.get("_id") is None or str(row["_id"]) == "":
                 raise ValueError(f"{where}: no '_id' field")
             yield line_no, row
@@ -121,7 +121,7 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirData:
     for line_no, row in _jsonl_rows(root / "corpus.jsonl"):
         text = row.get("text")
         if not isinstance(text, str):
-            raise ValueError(f"{root / 'corpus.jsonl'}:{line_no}: no 'text' string field")
+            raise ValueError(f"{root / 'corpus.jsonl'}:{line_no}: no 'text' string field")  # noqa: TRY004
         corpus[str(row["_id"])] = (str(row.get("title") or ""), text)
     qrels: dict[str, dict[str, int]] = {}
     qrels_path = root / "qrels" / f"{split}.tsv"
@@ -142,7 +142,7 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirData:
     queries: dict[str, str] = {}
     for line_no, row in _jsonl_rows(root / "queries.jsonl"):
         if not isinstance(row.get("text"), str):
-            raise ValueError(f"{root / 'queries.jsonl'}:{line_no}: no 'text' string field")
+            raise ValueError(f"{root / 'queries.jsonl'}:{line_no}: no 'text' string field")  # noqa: TRY004
         if str(row["_id"]) in qrels:
             queries[str(row["_id"])] = str(row["text"])
     return BeirData(corpus=corpus, queries=queries, qrels=qrels)

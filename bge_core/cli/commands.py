@@ -45,8 +45,8 @@ from bge_core.sources import (
     read_documents,
 )
 from bge_core.sync import ScanningStore, TrackingStore, find_stale
-from bge_core.uris import redact_uri
 from bge_core.types import Hit
+from bge_core.uris import redact_uri
 
 __all__ = [
     "DEFAULT_COLLECTION",

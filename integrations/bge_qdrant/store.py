@@ -19,7 +19,13 @@ from bge_qdrant.layout import (
     check_settings_kept,
     create_kwargs,
 )
-from bge_qdrant.points import HASH_KEY, METADATA_KEY, PointBuilder, hits_in_order, point_ids
+from bge_qdrant.points import (
+    HASH_KEY,
+    METADATA_KEY,
+    PointBuilder,
+    hits_in_order,
+    point_ids,
+)
 from bge_qdrant.queries import build_query
 
 __all__ = ["QdrantStore", "is_local_client"]

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bge_core.checks import check_max_length, check_texts, unpaired_surrogate, value_problem
+from bge_core.checks import (
+    check_max_length,
+    check_texts,
+    unpaired_surrogate,
+    value_problem,
+)
 from bge_core.sources import SourceReport, find_source_files, read_documents
 from bge_core.uris import redact_secrets, redact_uri
 from tests.cli.conftest import Runner
@@ -61,9 +66,12 @@ def test_checks() -> None:
     assert value_problem({"a": [1, {"b": float("nan")}]}) == "a[1].b is nan (NaN and Infinity are not JSON; use null or a string)"
     assert value_problem({"a": -(2**63)}) is None and value_problem({"a": 2**63}) is not None
     assert value_problem({"a": "x", "b": None, "c": True, "d": 1.5}) is None
-    for bad in (-1, 0, 1, 2, True, 2.5):
+    for bad in (-1, 0, 1, 2):
         with pytest.raises(ValueError, match="max_length"):
             check_max_length(bad, 512)
+    for wrong in (True, 2.5, "8"):
+        with pytest.raises(TypeError, match="max_length must be an int"):
+            check_max_length(wrong, 512)
     with pytest.raises(ValueError, match="more than the model takes"):
         check_max_length(513, 512)
     assert check_max_length(3, 512) == 3
@@ -141,7 +149,7 @@ def test_large_text_file_is_streamed_in_blocks(tiny_m3_path: Path, tmp_path: Pat
 
     from transformers import AutoTokenizer
 
-    import bge_core.sources as sources
+    from bge_core import sources
     from bge_core.sources import chunk_text, iter_chunks
     from tests.cli.conftest import words
 

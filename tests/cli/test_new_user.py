@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bge_core.load_report import install_load_report_filter, is_expected_report
+from bge_core.load_report import is_expected_report
 from tests.cli.conftest import Runner
 
 REPO = Path(__file__).resolve().parents[2]
