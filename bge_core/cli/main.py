@@ -13,7 +13,9 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from bge_core.cli.commands import (
     DEFAULT_COLLECTION,
@@ -34,6 +36,7 @@ __all__ = ["build_parser", "main"]
 
 _LOGGERS = ("bge_core", "bge_qdrant", "bge_milvus")
 _handler: logging.Handler | None = None
+_saved_showwarning: Any = None
 
 
 def _positive(raw: str) -> int:
@@ -160,6 +163,10 @@ def _setup_logging(verbosity: int) -> None:
     for name in _LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbosity == 1 else logging.NOTSET)
     install_load_report_filter()  # the expected pooler-only LOAD REPORT of BGE checkpoints
+    global _saved_showwarning
+    if _saved_showwarning is None:
+        _saved_showwarning = warnings.showwarning
+        warnings.showwarning = _warning_to_log
     if verbosity < 2:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -194,10 +201,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _teardown_logging() -> None:
     """Remove this call's log handler: an in-process caller (tests, notebooks) may close the
     stream it writes to, and a handler left behind would then fail on every later record."""
-    global _handler
+    global _handler, _saved_showwarning
     if _handler is not None:
         logging.getLogger().removeHandler(_handler)
         _handler = None
+    if _saved_showwarning is not None:
+        warnings.showwarning = _saved_showwarning
+        _saved_showwarning = None
+
+
+def _warning_to_log(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    file: Any = None, line: str | None = None) -> None:
+    """Python warnings (e.g. a store client's advice) as one ``bge: WARNING:`` line, without
+    the library's file name and source line; ``-v`` adds where it came from."""
+    logging.getLogger("bge_core.cli").warning("%s", message)
+    logging.getLogger("bge_core.cli").info("(%s from %s:%d)", category.__name__, filename, lineno)
 
 
 def _describe(exc: BaseException) -> str:

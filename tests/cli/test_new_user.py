@@ -152,3 +152,20 @@ def test_failed_model_load_or_refused_option_leaves_no_store(bge: Runner, tiny_m
         assert res.code == 1 and "--max-tokens" in res.err, res.err
         assert not uri_path.exists(), kind
         assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "broken-model"]
+
+
+def test_library_warnings_are_one_log_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """E.g. qdrant-client's '>20,000 points' UserWarning: one 'bge: WARNING:' line, not a raw print."""
+    import warnings
+
+    from bge_core.cli import main as cli_main
+
+    cli_main._setup_logging(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("Local mode is not recommended for collections with more than 20,000 points", UserWarning, stacklevel=1)
+    finally:
+        cli_main._teardown_logging()
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["bge: WARNING: Local mode is not recommended for collections with more than 20,000 points"]
