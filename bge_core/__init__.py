@@ -25,8 +25,10 @@ from bge_core.types import Hit, M3Output, RerankResult, SparseVector
 if TYPE_CHECKING:
     from bge_core.dense import DenseEncoder
     from bge_core.index import Document, VectorIndex
+    from bge_core.llm_reranker import LayerwiseLLMReranker, LightweightLLMReranker, LLMReranker
     from bge_core.m3 import BGEM3Encoder
     from bge_core.reranker import Reranker
+    from bge_core.search_options import SearchOptions
 
 __all__ = [
     "KNOWN_MODELS",
@@ -37,6 +39,9 @@ __all__ = [
     "Document",
     "Hit",
     "IndexSettingsMismatchError",
+    "LLMReranker",
+    "LayerwiseLLMReranker",
+    "LightweightLLMReranker",
     "M3Output",
     "MissingDependencyError",
     "ModelFilesError",
@@ -44,6 +49,7 @@ __all__ = [
     "ModelNotAvailableError",
     "RerankResult",
     "Reranker",
+    "SearchOptions",
     "SparseVector",
     "StoreError",
     "TransientStoreError",
@@ -58,8 +64,12 @@ _LAZY = {
     "BGEM3Encoder": "bge_core.m3",
     "DenseEncoder": "bge_core.dense",
     "Reranker": "bge_core.reranker",
+    "LLMReranker": "bge_core.llm_reranker",
+    "LayerwiseLLMReranker": "bge_core.llm_reranker",
+    "LightweightLLMReranker": "bge_core.llm_reranker",
     "Document": "bge_core.index",
     "VectorIndex": "bge_core.index",
+    "SearchOptions": "bge_core.search_options",
 }
 
 

@@ -3,8 +3,9 @@
 A store adapter implements the small :class:`Store` protocol (translate to its client's
 calls); :class:`VectorIndex` does the rest once for all stores: input validation,
 deterministic ids, streaming ingest with one encoder pass per text, skipping unchanged
-texts on re-runs, overlap of encoding with writes, bounded retries, progress bars, the
-search plan (modes, fusion defaults, optional cross-encoder rerank) and the ``Hit`` type.
+texts on re-runs, overlap of encoding with writes, bounded retries of every idempotent store
+call, progress bars, the search plan (one :class:`~bge_core.search_options.SearchOptions`
+value: modes, fusion defaults, optional cross-encoder rerank), batch search and the ``Hit`` type.
 """
 
 from __future__ import annotations
@@ -22,25 +23,44 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, runtime_checkable
 
 import numpy as np
 
-from bge_core.errors import StoreError
-from bge_core.scoring import DEFAULT_RRF_K
+from bge_core.errors import BGEError, StoreError
+from bge_core.fusion import DEFAULT_RRF_K
+from bge_core.search_options import (
+    FUSIONS,
+    MODES,
+    Fusion,
+    Mode,
+    RerankerLike,
+    SearchKwargs,
+    SearchOptions,
+    validate_filter_dict,
+)
 from bge_core.types import FloatArray, Hit, M3Output, SparseVector
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "DEFAULT_RRF_K",
+    "FUSIONS",
     "ID_NAMESPACE",
+    "MODES",
+    "BatchStore",
     "CollectionSpec",
     "Document",
+    "EncodedQueries",
     "Fusion",
     "IndexEncoder",
     "Mode",
     "Record",
     "RerankerLike",
     "RetryPolicy",
+    "SearchKwargs",
+    "SearchOptions",
     "SearchRequest",
     "Store",
     "VectorIndex",
@@ -51,10 +71,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Mode = Literal["dense", "sparse", "hybrid", "colbert"]
-Fusion = Literal["rrf", "dbsf", "weighted"]
-MODES: tuple[str, ...] = ("dense", "sparse", "hybrid", "colbert")
-FUSIONS: tuple[str, ...] = ("rrf", "dbsf", "weighted")
+T = TypeVar("T")
+# Mode, Fusion, MODES, FUSIONS, RerankerLike and validate_filter_dict live in
+# bge_core.search_options and stay importable from here.
+_REEXPORTED = (FUSIONS, MODES, Fusion, Mode, RerankerLike, validate_filter_dict)
 
 #: UUIDv5 namespace of all point ids written by bge-integrations.
 ID_NAMESPACE = uuid.UUID("5b0e1f0e-6d2c-4c55-9a6b-3b1f4f0e9b8a")
@@ -96,13 +116,6 @@ class IndexEncoder(Protocol):
     ) -> M3Output: ...
 
 
-@runtime_checkable
-class RerankerLike(Protocol):
-    """A cross-encoder (``bge_core.Reranker`` fits)."""
-
-    def score(self, pairs: Sequence[tuple[str, str]], *, normalize: bool = False) -> FloatArray: ...
-
-
 @dataclass(frozen=True)
 class Document:
     """A text to index, with optional metadata and user id."""
@@ -136,6 +149,21 @@ class CollectionSpec:
 
 
 @dataclass(frozen=True)
+class EncodedQueries:
+    """Queries encoded once (:meth:`VectorIndex.encode_queries`), to search them in several
+    modes without encoding them again: pass it to :meth:`VectorIndex.search_batch`."""
+
+    texts: tuple[str, ...]
+    outputs: M3Output
+    dense: bool
+    sparse: bool
+    colbert: bool
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass(frozen=True)
 class SearchRequest:
     """A planned search, handed to :meth:`Store.query`.
 
@@ -154,6 +182,8 @@ class SearchRequest:
     weights: tuple[float, float]
     prefetch_limit: int
     filter: Any
+    #: The caller's options as given (``None`` for requests built by hand).
+    options: SearchOptions | None = None
 
 
 class Store(Protocol):
@@ -188,7 +218,7 @@ class Store(Protocol):
         ...
 
     def is_transient(self, exc: BaseException) -> bool:
-        """Whether a failed write may pass when retried (timeouts, resets, 5xx)."""
+        """Whether a failed call may pass when retried (timeouts, resets, 5xx)."""
         ...
 
     def read_settings(self) -> dict[str, Any] | None:
@@ -200,55 +230,73 @@ class Store(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchStore(Store, Protocol):
+    """A store that runs many planned searches in one round trip (optional: ``VectorIndex``
+    loops over :meth:`Store.query` for stores without it)."""
+
+    def query_batch(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
+        """Run ``requests``; one hit list per request, in order."""
+        ...
+
+
+_WRITE_HINT = "check the store and run again: stored rows are kept and a re-run skips them"
+_READ_HINT = "check the store and try again"
+#: Errors a read lets through unchanged when not transient: our own errors (they say how to
+#: fix the problem) and bad arguments (a filter the store cannot express, ...).
+_READ_PASSTHROUGH: tuple[type[BaseException], ...] = (BGEError, ValueError, TypeError)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded exponential backoff for transient store errors."""
+    """Bounded exponential backoff (with jitter) for transient store errors.
+
+    Applied by :class:`VectorIndex` to every idempotent store call: writes (upserts by id),
+    reads (hash fetches, searches, gets, counts, settings) and deletes. ``sleep`` and
+    ``jitter`` are injectable so tests never really wait.
+    """
 
     attempts: int = 5
     initial_delay: float = 0.2
     max_delay: float = 5.0
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
+    jitter: Callable[[], float] = field(default=random.random, compare=False, repr=False)
 
-    def run(self, fn: Callable[[], Any], is_transient: Callable[[BaseException], bool], what: str) -> Any:
-        """Call ``fn``; retry transient failures; raise :class:`StoreError` on a permanent one."""
+    def __post_init__(self) -> None:
+        if not isinstance(self.attempts, int) or self.attempts < 1:
+            raise ValueError(f"attempts must be an int >= 1 (1 means no retry), got {self.attempts!r}")
+        if self.initial_delay < 0 or self.max_delay < 0:
+            raise ValueError("initial_delay and max_delay must be >= 0 seconds")
+
+    def run(
+        self,
+        fn: Callable[[], T],
+        is_transient: Callable[[BaseException], bool],
+        what: str,
+        *,
+        passthrough: tuple[type[BaseException], ...] = (),
+        hint: str = _WRITE_HINT,
+    ) -> T:
+        """Call ``fn``; retry transient failures; raise :class:`StoreError` on a permanent one
+        (errors of a ``passthrough`` type are re-raised as they are)."""
         delay = self.initial_delay
         for attempt in range(1, self.attempts + 1):
             try:
                 return fn()
             except Exception as exc:
                 if not is_transient(exc):
+                    if isinstance(exc, passthrough):
+                        raise
                     raise StoreError(f"{what} failed permanently: {type(exc).__name__}: {exc}") from exc
                 if attempt == self.attempts:
                     raise StoreError(
                         f"{what} still failing after {self.attempts} attempts "
-                        f"({type(exc).__name__}: {exc}); check the store and run again: "
-                        "stored rows are kept and a re-run skips them"
+                        f"({type(exc).__name__}: {exc}); {hint}"
                     ) from exc
                 logger.warning("%s failed (%s: %s); retry %d/%d in %.1fs", what, type(exc).__name__, exc, attempt, self.attempts - 1, delay)
-                time.sleep(delay * (0.5 + random.random() / 2))
+                self.sleep(delay * (0.5 + self.jitter() / 2))
                 delay = min(delay * 2, self.max_delay)
         raise AssertionError("unreachable")  # pragma: no cover
-
-
-_SCALAR = (str, int, float, bool)
-
-
-def validate_filter_dict(flt: Mapping[str, Any]) -> dict[str, Any]:
-    """Check a ``{metadata_key: value}`` filter: str keys, scalar (or list-of-scalar) values."""
-    out: dict[str, Any] = {}
-    for key, value in flt.items():
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"filter keys must be non-empty strings, got {key!r}")
-        if isinstance(value, list):
-            if not value or not all(isinstance(v, _SCALAR) for v in value):
-                raise ValueError(f"filter value for {key!r} must be a scalar or a non-empty list of scalars")
-        elif not isinstance(value, _SCALAR):
-            raise ValueError(
-                f"filter value for {key!r} must be str, int, float or bool, got {type(value).__name__}"
-            )
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"filter value for {key!r} must be finite")
-        out[key] = value
-    return out
 
 
 def _check_metadata(meta: object, position: int) -> dict[str, Any]:
@@ -317,7 +365,7 @@ class VectorIndex:
         show_progress: progress bars (default: on when stderr is a terminal).
         write_batch_size: rows per store write.
         chunk_size: texts encoded per step while streaming (bounds memory).
-        retry: backoff policy for transient write errors.
+        retry: backoff policy for transient store errors (every idempotent call is retried).
     """
 
     def __init__(
@@ -362,7 +410,8 @@ class VectorIndex:
     def ensure_collection(self) -> None:
         """Create the collection if missing; refuse an existing one that does not fit."""
         with self._ensure_lock:
-            self.store.ensure(self.spec)
+            spec = self.spec
+            self._read(lambda: self.store.ensure(spec), "checking the collection")
             self._ensured = True
 
     def _ensure_once(self) -> None:
@@ -412,27 +461,19 @@ class VectorIndex:
 
     def add_documents(
         self,
-        documents: Iterable[Document | Mapping[str, Any]],
+        documents: Iterable[Document | Mapping[str, Any] | Any],
         *,
         batch_size: int | None = None,
         skip_unchanged: bool = True,
         total: int | None = None,
     ) -> list[str]:
-        """Store documents: :class:`Document` objects or dicts with ``text`` and optional
-        ``metadata`` / ``id`` (LangChain ``Document``-like objects with ``page_content`` work too)."""
+        """Store documents: :class:`Document` objects, dicts with ``text`` and optional
+        ``metadata`` / ``id``, LangChain ``Document``s (``page_content``, ``metadata``, ``id``)
+        or LlamaIndex nodes (``TextNode`` / ``Document``: text, ``metadata``, ``node_id`` as id)."""
 
         def convert() -> Iterator[Document]:
             for i, doc in enumerate(documents):
-                if isinstance(doc, Document):
-                    yield doc
-                elif isinstance(doc, Mapping):
-                    if not isinstance(doc.get("text"), str):
-                        raise TypeError(f"documents[{i}] needs a str 'text' field")
-                    yield Document(doc["text"], _check_metadata(doc.get("metadata"), i), doc.get("id"))
-                elif isinstance(getattr(doc, "page_content", None), str):
-                    yield Document(doc.page_content, _check_metadata(getattr(doc, "metadata", None), i), getattr(doc, "id", None))
-                else:
-                    raise TypeError(f"documents[{i}] is {type(doc).__name__}; pass Document objects or dicts")
+                yield _as_document(doc, i)
 
         if total is None and isinstance(documents, Sequence):
             total = len(documents)
@@ -463,7 +504,7 @@ class VectorIndex:
                 latest = {r[0]: r for r in rows}
                 todo = list(latest.values())
                 if skip_unchanged and todo:
-                    stored = self.store.fetch_hashes([r[0] for r in todo])
+                    stored = self._fetch_hashes([r[0] for r in todo])
                     todo = [r for r in todo if stored.get(r[0]) != r[3]]
                 skipped = len(chunk) - len(todo)
                 if todo:
@@ -505,33 +546,19 @@ class VectorIndex:
     def _write_with_retry(self, records: Sequence[Record]) -> None:
         self.retry.run(lambda: self.store.upsert(records), self.store.is_transient, f"writing {len(records)} rows")
 
+    def _fetch_hashes(self, ids: list[str]) -> dict[str, str]:
+        return self._read(lambda: self.store.fetch_hashes(ids), f"reading {len(ids)} stored hashes")
+
+    def _read(self, fn: Callable[[], T], what: str) -> T:
+        """An idempotent store call (read, delete, collection check) under the retry policy."""
+        return self.retry.run(fn, self.store.is_transient, what, passthrough=_READ_PASSTHROUGH, hint=_READ_HINT)
+
     # -- search ----------------------------------------------------------------------------
-    def plan(
-        self,
-        query: str,
-        k: int = 10,
-        *,
-        mode: Mode = "hybrid",
-        fusion: Fusion = "rrf",
-        rrf_k: int = DEFAULT_RRF_K,
-        weights: tuple[float, float] = (1.0, 1.0),
-        filter: Any = None,
-        prefetch_limit: int | None = None,
-        limit: int | None = None,
-    ) -> SearchRequest:
-        """Validate a search and encode the query once (all outputs the mode needs)."""
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a str, got {type(query).__name__}")
-        if not query.strip():
-            raise ValueError("query is empty; pass the text to search for")
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
-        if fusion not in FUSIONS:
-            raise ValueError(f"unknown fusion {fusion!r}; use one of {', '.join(FUSIONS)}")
+    def _check_options(self, options: SearchOptions) -> None:
+        """Refuse options this index cannot serve (before anything is encoded)."""
+        mode = options.mode
         if mode in ("dense", "hybrid") and not self.dense:
-            raise ValueError(f"mode {mode!r} needs dense vectors but this index stores none")
+            raise ValueError(f"mode {mode!r} needs dense vectors but this index stores none; use mode='sparse'")
         if mode in ("sparse", "hybrid") and not self.sparse:
             raise ValueError(
                 f"mode {mode!r} needs sparse vectors but this index has none "
@@ -539,70 +566,146 @@ class VectorIndex:
             )
         if mode == "colbert" and not self.colbert:
             raise ValueError("mode 'colbert' needs ColBERT vectors; create the index with a BGEM3Encoder and colbert=True")
-        if isinstance(filter, Mapping):
-            filter = validate_filter_dict(filter)
-        want_dense = self.dense and mode in ("dense", "hybrid", "colbert")
-        want_sparse = self.sparse and mode in ("sparse", "hybrid", "colbert")
-        want_colbert = mode == "colbert"
-        out = self.encoder.encode_outputs([query], query=True, dense=want_dense, sparse=want_sparse, colbert=want_colbert)
-        limit = limit or k
-        return SearchRequest(
-            mode=mode,
-            limit=limit,
-            dense=out.dense[0] if want_dense and out.dense is not None else None,
-            sparse=out.sparse[0] if want_sparse else None,
-            colbert=out.colbert[0] if want_colbert else None,
-            fusion=fusion,
-            rrf_k=rrf_k,
-            weights=(float(weights[0]), float(weights[1])),
-            prefetch_limit=max(prefetch_limit or max(4 * limit, 100), limit),
-            filter=filter,
+
+    def _needs(self, modes: Iterable[str]) -> tuple[bool, bool, bool]:
+        modes = set(modes)
+        return (
+            self.dense and bool(modes & {"dense", "hybrid", "colbert"}),
+            self.sparse and bool(modes & {"sparse", "hybrid", "colbert"}),
+            "colbert" in modes,
         )
 
+    def encode_queries(self, queries: Sequence[str], *, modes: Iterable[Mode] = ("hybrid",)) -> EncodedQueries:
+        """Encode ``queries`` in ONE encoder pass with every output ``modes`` need, for
+        :meth:`search_batch` in any of those modes (``bge eval`` searches four modes this way)."""
+        if isinstance(queries, str):
+            raise TypeError("queries must be a list of strings, got a single str; wrap it: [query]")
+        texts = tuple(queries)
+        for i, query in enumerate(texts):
+            where = "query" if len(texts) == 1 else f"queries[{i}]"
+            if not isinstance(query, str):
+                raise TypeError(f"{where} must be a str, got {type(query).__name__}")
+            if not query.strip():
+                raise ValueError(f"{where} is empty; pass the text to search for")
+        modes = list(modes)
+        for mode in modes:
+            self._check_options(SearchOptions(mode=mode))
+        dense, sparse, colbert = self._needs(modes)
+        out = self.encoder.encode_outputs(list(texts), query=True, dense=dense, sparse=sparse, colbert=colbert)
+        return EncodedQueries(texts, out, dense, sparse, colbert)
+
+    def _plan_all(self, queries: Sequence[str] | EncodedQueries, options: SearchOptions) -> list[SearchRequest]:
+        """Validate the queries and encode them in ONE encoder pass (all outputs the mode needs)."""
+        self._check_options(options)
+        want_dense, want_sparse, want_colbert = self._needs([options.mode])
+        if isinstance(queries, EncodedQueries):
+            if (want_dense and not queries.dense) or (want_sparse and not queries.sparse) or (
+                want_colbert and not queries.colbert
+            ):
+                raise ValueError(
+                    f"these queries were encoded without the outputs mode {options.mode!r} needs; "
+                    f"pass modes=[..., {options.mode!r}] to encode_queries"
+                )
+            encoded = queries
+        else:
+            encoded = self.encode_queries(queries, modes=[options.mode])
+        out = encoded.outputs
+        return [
+            SearchRequest(
+                mode=options.mode,
+                limit=options.candidates,
+                dense=out.dense[i] if want_dense and out.dense is not None else None,
+                sparse=out.sparse[i] if want_sparse else None,
+                colbert=out.colbert[i] if want_colbert else None,
+                fusion=options.fusion,
+                rrf_k=options.rrf_k,
+                weights=options.weights,
+                prefetch_limit=options.prefetch,
+                filter=options.filter,
+                options=options,
+            )
+            for i in range(len(encoded))
+        ]
+
+    def _query(self, request: SearchRequest) -> list[Hit]:
+        return self._read(lambda: self.store.query(request), "searching")
+
+    def plan(
+        self, query: str, k: int | None = None, *, options: SearchOptions | None = None, **kwargs: Unpack[SearchKwargs]
+    ) -> SearchRequest:
+        """Validate a search and encode the query once: the request :meth:`search` sends."""
+        return self._plan_all([query], _options(k, options, kwargs))[0]
+
     def search(
-        self,
-        query: str,
-        k: int = 10,
-        *,
-        mode: Mode = "hybrid",
-        fusion: Fusion = "rrf",
-        rrf_k: int = DEFAULT_RRF_K,
-        weights: tuple[float, float] = (1.0, 1.0),
-        rerank: RerankerLike | None = None,
-        rerank_candidates: int | None = None,
-        filter: Any = None,
-        prefetch_limit: int | None = None,
+        self, query: str, k: int | None = None, *, options: SearchOptions | None = None, **kwargs: Unpack[SearchKwargs]
     ) -> list[Hit]:
         """Search the index.
 
-        Modes: ``dense``, ``sparse``, ``hybrid`` (dense + sparse fused by RRF with ``rrf_k``,
-        DBSF, or ``weighted`` sums with ``weights=(dense, sparse)``), ``colbert`` (hybrid
-        candidates reranked by ColBERT MaxSim). ``rerank`` adds a cross-encoder pass over the
-        top ``rerank_candidates`` (default ``max(k, 20)``) hits. ``filter`` is a store-native
-        filter or a ``{metadata_key: value}`` dict.
+        Options (keywords, or one :class:`~bge_core.search_options.SearchOptions` as
+        ``options=``; keywords given too override it): ``k`` (default 10), ``mode``:
+        ``dense``, ``sparse``, ``hybrid`` (default: dense + sparse fused by RRF with ``rrf_k``
+        = 60, DBSF, or ``weighted`` sums with ``weights=(dense, sparse)``), ``colbert``
+        (hybrid candidates reranked by ColBERT MaxSim). ``rerank`` adds a cross-encoder pass
+        over the top ``rerank_candidates`` (default ``max(k, 20)``) hits. ``filter`` is a
+        store-native filter or a ``{metadata_key: value}`` dict.
         """
-        limit = max(k, rerank_candidates or 20) if rerank is not None else k
-        request = self.plan(
-            query, k, mode=mode, fusion=fusion, rrf_k=rrf_k, weights=weights, filter=filter,
-            prefetch_limit=prefetch_limit, limit=limit,
-        )
-        hits = self.store.query(request)
-        if rerank is not None:
-            hits = rerank_hits(rerank, query, hits)
-        return hits[:k]
+        opts = _options(k, options, kwargs)
+        request = self._plan_all([query], opts)[0]
+        hits = self._query(request)
+        if opts.rerank is not None:
+            hits = rerank_hits(opts.rerank, query, hits)
+        return hits[: opts.k]
+
+    def search_batch(
+        self,
+        queries: Sequence[str] | EncodedQueries,
+        k: int | None = None,
+        *,
+        options: SearchOptions | None = None,
+        **kwargs: Unpack[SearchKwargs],
+    ) -> list[list[Hit]]:
+        """Search for many queries at once: one hit list per query, in order, each equal to
+        ``search(query, ...)`` with the same options.
+
+        All queries are encoded in one encoder pass; stores with a batch query (Qdrant's
+        ``query_batch_points``, ...) get them in one round trip, others one by one. A
+        ``rerank`` cross-encoder scores all (query, hit) pairs in one call. ``queries`` may be
+        :meth:`encode_queries` output, to search several modes with one encoder pass.
+        """
+        if isinstance(queries, str):
+            raise TypeError("queries must be a list of strings, got a single str; use search(query) or wrap it: [query]")
+        opts = _options(k, options, kwargs)
+        if not isinstance(queries, EncodedQueries):
+            queries = list(queries)
+        if len(queries) == 0:
+            return []
+        requests = self._plan_all(queries, opts)
+        texts = list(queries.texts) if isinstance(queries, EncodedQueries) else queries
+        batch = getattr(self.store, "query_batch", None)
+        if callable(batch):
+            results: list[list[Hit]] = self._read(lambda: batch(requests), f"searching {len(requests)} queries")
+            if len(results) != len(requests):
+                raise StoreError(f"the store answered {len(results)} of {len(requests)} queries; this is a store bug")
+        else:
+            results = [self._query(r) for r in requests]
+        if opts.rerank is not None:
+            results = rerank_batch(opts.rerank, texts, results)
+        return [hits[: opts.k] for hits in results]
 
     # -- rows ------------------------------------------------------------------------------
     def get(self, ids: Sequence[str]) -> list[Hit]:
         """Stored rows by id (in the order given; missing ids are left out)."""
-        return self.store.get(_check_ids(ids))
+        wanted = _check_ids(ids)
+        return self._read(lambda: self.store.get(wanted), f"reading {len(wanted)} rows")
 
     def delete(self, ids: Sequence[str]) -> None:
-        """Remove rows by id."""
-        self.store.delete(_check_ids(ids))
+        """Remove rows by id (idempotent, so retried like a read)."""
+        wanted = _check_ids(ids)
+        self._read(lambda: self.store.delete(wanted), f"deleting {len(wanted)} rows")
 
     def count(self) -> int:
         """Number of stored rows."""
-        return self.store.count()
+        return self._read(self.store.count, "counting rows")
 
     def close(self) -> None:
         """Release what the store opened itself (a client created from a URI); idempotent."""
@@ -612,7 +715,7 @@ class VectorIndex:
 
     def read_settings(self) -> dict[str, Any] | None:
         """Settings recorded with the collection (see :meth:`Store.write_settings`)."""
-        return self.store.read_settings()
+        return self._read(self.store.read_settings, "reading the index settings")
 
     def write_settings(self, settings: dict[str, Any]) -> None:
         """Record settings (for example the model and max tokens used by ``bge index``)."""
@@ -622,18 +725,66 @@ class VectorIndex:
         return f"{type(self).__name__}(store={self.store!r}, encoder={self.encoder!r})"
 
 
+def _options(k: int | None, options: SearchOptions | None, kwargs: Mapping[str, Any]) -> SearchOptions:
+    """The search options of a call: ``options`` (or the defaults) with ``k`` and the keywords applied."""
+    if options is not None and not isinstance(options, SearchOptions):
+        raise TypeError(f"options must be a bge_core.search_options.SearchOptions, got {type(options).__name__}")
+    changes = dict(kwargs)
+    if k is not None:
+        changes["k"] = k
+    return SearchOptions.from_kwargs(options, **changes)
+
+
 def rerank_hits(reranker: RerankerLike, query: str, hits: list[Hit]) -> list[Hit]:
     """Reorder hits by cross-encoder score; keeps earlier stage scores in ``Hit.scores``."""
     if not hits:
         return hits
-    scores = reranker.score([(query, h.text) for h in hits])
-    order = np.argsort(-np.asarray(scores), kind="stable")
+    return _reorder(hits, np.asarray(reranker.score([(query, h.text) for h in hits])))
+
+
+def rerank_batch(reranker: RerankerLike, queries: Sequence[str], results: Sequence[list[Hit]]) -> list[list[Hit]]:
+    """:func:`rerank_hits` for many queries, with ONE cross-encoder call over all pairs."""
+    pairs = [(q, h.text) for q, hits in zip(queries, results) for h in hits]
+    if not pairs:
+        return [list(hits) for hits in results]
+    scores = np.asarray(reranker.score(pairs))
+    out, start = [], 0
+    for hits in results:
+        out.append(_reorder(hits, scores[start : start + len(hits)]) if hits else [])
+        start += len(hits)
+    return out
+
+
+def _reorder(hits: list[Hit], scores: np.ndarray) -> list[Hit]:
+    order = np.argsort(-scores, kind="stable")
     out = []
     for i in order:
         h = hits[int(i)]
         s = float(scores[int(i)])
         out.append(Hit(h.id, s, h.text, h.metadata, {**h.scores, "rerank": s}))
     return out
+
+
+def _as_document(doc: Any, position: int) -> Document:
+    """One input of ``add_documents`` as a :class:`Document` (duck-typed: no framework import)."""
+    if isinstance(doc, Document):
+        return doc
+    if isinstance(doc, Mapping):
+        if not isinstance(doc.get("text"), str):
+            raise TypeError(f"documents[{position}] needs a str 'text' field")
+        return Document(doc["text"], _check_metadata(doc.get("metadata"), position), doc.get("id"))
+    if isinstance(getattr(doc, "page_content", None), str):  # LangChain Document
+        return Document(doc.page_content, _check_metadata(getattr(doc, "metadata", None), position), getattr(doc, "id", None))
+    if isinstance(getattr(doc, "node_id", None), str) and callable(getattr(doc, "get_content", None)):
+        # LlamaIndex TextNode / Document (BaseNode): the text without metadata, the node id.
+        text = doc.text if isinstance(getattr(doc, "text", None), str) else doc.get_content()
+        if not isinstance(text, str):
+            raise TypeError(f"documents[{position}] is a {type(doc).__name__} without text; pass text nodes")
+        return Document(text, _check_metadata(getattr(doc, "metadata", None), position), doc.node_id)
+    raise TypeError(
+        f"documents[{position}] is {type(doc).__name__}; pass bge_core Documents, dicts with 'text', "
+        "LangChain Documents or LlamaIndex TextNodes"
+    )
 
 
 def _check_ids(ids: Sequence[str]) -> list[str]:

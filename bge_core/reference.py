@@ -17,32 +17,13 @@ from typing import Any
 import numpy as np
 
 from bge_core.errors import CollectionMismatchError
+from bge_core.fusion import dbsf_fusion, fuse
 from bge_core.index import CollectionSpec, Record, SearchRequest
-from bge_core.scoring import lexical_score, maxsim, rrf_fusion, weighted_sum_fusion
+from bge_core.scoring import lexical_score, maxsim
 from bge_core.types import Hit
 
+# ``dbsf_fusion`` is re-exported for old imports; it lives in bge_core.fusion.
 __all__ = ["InMemoryStore", "dbsf_fusion"]
-
-
-def dbsf_fusion(lists: Sequence[Sequence[tuple[str, float]]]) -> list[tuple[str, float]]:
-    """Distribution-based score fusion (as Qdrant): each list is scaled by mean +- 3 std, summed."""
-    fused: dict[str, float] = {}
-    for items in lists:
-        if not items:
-            continue
-        scores = np.array([s for _, s in items], dtype=np.float64)
-        if len(items) == 1:
-            normed = np.array([0.5])
-        else:
-            std = scores.std(ddof=1)
-            if std == 0:
-                normed = np.full(len(items), 0.5)
-            else:
-                low, high = scores.mean() - 3 * std, scores.mean() + 3 * std
-                normed = (scores - low) / (high - low)
-        for (key, _), s in zip(items, normed):
-            fused[key] = fused.get(key, 0.0) + float(s)
-    return sorted(fused.items(), key=lambda kv: -kv[1])
 
 
 class InMemoryStore:
@@ -162,26 +143,19 @@ class InMemoryStore:
             ranked = self.sparse_ranking(rows, request.sparse, request.limit)
             note("sparse", ranked)
         else:
-            lists = []
+            lists: dict[str, list[tuple[str, float]]] = {}
             if request.dense is not None:
-                d = self.dense_ranking(rows, request.dense, P)
-                note("dense", d)
-                lists.append(d)
+                lists["dense"] = self.dense_ranking(rows, request.dense, P)
+                note("dense", lists["dense"])
             if request.sparse is not None:
-                s = self.sparse_ranking(rows, request.sparse, P)
-                note("sparse", s)
-                lists.append(s)
+                lists["sparse"] = self.sparse_ranking(rows, request.sparse, P)
+                note("sparse", lists["sparse"])
             if request.mode == "hybrid":
-                if request.fusion == "rrf":
-                    fused = rrf_fusion([[k for k, _ in lst] for lst in lists], k=request.rrf_k)
-                elif request.fusion == "dbsf":
-                    fused = dbsf_fusion(lists)
-                else:
-                    fused = weighted_sum_fusion(stage, dict(zip(("dense", "sparse"), request.weights)))
-                ranked = fused[: request.limit]
+                weights = dict(zip(("dense", "sparse"), request.weights))
+                ranked = fuse(request.fusion, lists, rrf_k=request.rrf_k, weights=weights)[: request.limit]
                 note("fusion", ranked)
             else:
-                keys = dict.fromkeys(k for lst in lists for k, _ in lst)
+                keys = dict.fromkeys(k for lst in lists.values() for k, _ in lst)
                 assert request.colbert is not None
                 ranked = self._rank(
                     [(k, maxsim(request.colbert, c)) for k in keys if (c := by_id[k].colbert) is not None],
@@ -192,3 +166,7 @@ class InMemoryStore:
             Hit(key, score, by_id[key].text, dict(by_id[key].metadata), dict(stage.get(key, {})))
             for key, score in ranked
         ]
+
+    def query_batch(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
+        """Run several planned searches (one hit list per request, in order)."""
+        return [self.query(r) for r in requests]

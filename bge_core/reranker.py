@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,7 +22,16 @@ class Reranker:
 
     Truncation follows FlagReranker >= 1.3: the query is cut to ``query_max_length`` tokens
     (default ``3/4`` of ``max_length``), then the passage so that the pair fits ``max_length``.
+
+    ``Reranker(model)`` serves the whole BGE reranker family: an LLM reranker checkpoint (or
+    ``kind=``) gets its class from :mod:`bge_core.llm_reranker`, checked before weights load.
     """
+
+    def __new__(cls, model: str | os.PathLike[str] = "BAAI/bge-reranker-v2-m3", *args: Any, **kwargs: Any) -> Reranker:  # noqa: PYI034
+        # The one dispatch hook: the returned class's __init__ then runs with the same arguments.
+        from bge_core.llm_reranker import reranker_class
+
+        return super().__new__(reranker_class(cls, model, kwargs.get("kind")))
 
     def __init__(
         self,
@@ -34,6 +43,7 @@ class Reranker:
         query_max_length: int | None = None,
         batch_size: int | None = None,
         max_batch_tokens: int | None = None,
+        kind: str | None = None,
     ) -> None:
         self.model_name = os.fspath(model)
         self._runner = TransformerRunner(

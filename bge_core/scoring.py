@@ -4,17 +4,18 @@
 - lexical: sum over shared token ids of ``w_q * w_d``.
 - ColBERT MaxSim: for each query token, the best inner product with any document token,
   averaged over the query tokens.
-- fusion: weighted sums (FlagEmbedding's ``compute_score`` combinations) and reciprocal
-  rank fusion with an explicit ``k``.
+- fusion: weighted sums (FlagEmbedding's ``compute_score`` combinations); the fusion of
+  ranked lists (RRF, DBSF, weighted sums) is in :mod:`bge_core.fusion`, re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 import numpy as np
 
+# Fusion lives in bge_core.fusion; these names stay importable from here.
+from bge_core.fusion import DEFAULT_RRF_K, rrf_fusion, weighted_sum_fusion
 from bge_core.types import FloatArray, SparseVector
 
 __all__ = [
@@ -26,12 +27,6 @@ __all__ = [
     "weighted_fusion",
     "weighted_sum_fusion",
 ]
-
-#: Reciprocal-rank-fusion constant used by every index unless the caller pins another one.
-#: 60 is the value of Cormack et al. and the default of Qdrant and Milvus.
-DEFAULT_RRF_K = 60
-
-K = TypeVar("K", bound=Hashable)
 
 
 def dense_score(q: FloatArray, d: FloatArray) -> FloatArray:
@@ -68,33 +63,3 @@ def weighted_fusion(scores: Sequence[float], weights: Sequence[float]) -> float:
     if total == 0.0:
         raise ValueError("weights must not sum to 0")
     return float(sum(w * s for w, s in zip(weights, scores)) / total)
-
-
-def rrf_fusion(rankings: Sequence[Sequence[K]], *, k: int) -> list[tuple[K, float]]:
-    """Reciprocal rank fusion: ``score(x) = sum over rankings of 1 / (k + rank(x))``, rank from 1.
-
-    ``k`` is required on purpose: stores disagree on defaults, so callers pin it. Ties keep
-    the order of first appearance. Returns ``(key, score)`` pairs, best first.
-    """
-    if k < 0:
-        raise ValueError(f"rrf k must be >= 0, got {k}")
-    fused: dict[K, float] = {}
-    for ranking in rankings:
-        for rank, key in enumerate(ranking, start=1):
-            fused[key] = fused.get(key, 0.0) + 1.0 / (k + rank)
-    order = sorted(fused.items(), key=lambda kv: -kv[1])
-    return order
-
-
-def weighted_sum_fusion(
-    stage_scores: Mapping[K, Mapping[str, float]], weights: Mapping[str, float]
-) -> list[tuple[K, float]]:
-    """Fuse per-stage raw scores: ``score(x) = sum(weights[s] * stage_scores[x].get(s, 0))``.
-
-    A candidate missing from a stage's list scores 0 there. Returns ``(key, score)`` pairs,
-    best first; ties keep the order of ``stage_scores``.
-    """
-    fused = [
-        (key, sum(w * stages.get(name, 0.0) for name, w in weights.items())) for key, stages in stage_scores.items()
-    ]
-    return sorted(fused, key=lambda kv: -kv[1])

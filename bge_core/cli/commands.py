@@ -7,6 +7,7 @@ Each command returns an exit code; user errors are raised as ``BGEError`` / ``OS
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -19,23 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from bge_core.cli.encoders import (
-    DEFAULT_MODEL,
-    CountingEncoder,
-    Kind,
-    check_settings,
-    load_encoder,
-    make_settings,
-    model_kind,
-    same_model,
-)
+from bge_core.cli.encoders import CountingEncoder, Kind, load_encoder, model_kind
+from bge_core.cli.ray_options import run_index_on_ray
 from bge_core.cli.stores import open_store
-from bge_core.errors import BGEError, IndexSettingsMismatchError
+from bge_core.errors import BGEError
 from bge_core.evaluation import drop_identical_ids, evaluate_run, load_beir
-from bge_core.index import MODES, Document, Mode, SearchRequest, Store, VectorIndex
+from bge_core.index import MODES, Document, Mode, SearchOptions, Store, VectorIndex
 from bge_core.loading import resolve_model_dir
 from bge_core.models import KNOWN_MODELS
-from bge_core.scoring import DEFAULT_RRF_K
+from bge_core.settings import (
+    ModelFacts,
+    SettingsRequest,
+    model_to_load,
+    resolve_settings,
+)
 from bge_core.sources import (
     SourceError,
     SourceFile,
@@ -80,7 +78,6 @@ _METRIC_LABELS = {"ndcg@10": "nDCG@10", "recall@100": "Recall@100", "mrr@10": "M
 class _Session:
     """An open store, the loaded encoder and the index that joins them."""
 
-    probe: VectorIndex
     index: VectorIndex
     encoder: CountingEncoder
     settings: dict[str, Any]
@@ -91,15 +88,19 @@ class _Session:
     def kind(self) -> Kind:
         return "m3" if self.index.sparse else "dense"
 
+    def close(self) -> None:
+        """Close the store (and the client it opened)."""
+        self.index.close()
+
 
 def _where(uri: str, collection: str) -> str:
     return f"the index {redact_uri(uri)} (collection {collection!r})"
 
 
-def _recorded_outputs(recorded: dict[str, Any] | None) -> list[str] | None:
-    if recorded is None or not isinstance(recorded.get("outputs"), list):
-        return None
-    return [str(x) for x in recorded["outputs"]]
+def _close_store(store: Store) -> None:
+    closer = getattr(store, "close", None)
+    if callable(closer):
+        closer()
 
 
 def _open_session(
@@ -122,74 +123,48 @@ def _open_session(
         # A model that cannot load fails before the store is opened (no folder or file left behind).
         model_kind(args.model)
         resolve_model_dir(args.model)
-    probe = open_store(uri, collection=collection, show_progress=args.progress)
+    request = SettingsRequest(
+        model=args.model or None,
+        max_tokens=max_tokens,
+        colbert=False if no_colbert else None,
+        layout=layout,
+        fixed_max_tokens=fixed_max_tokens,
+    )
+    store = open_store(uri, collection=collection)
     try:
-        recorded = probe.read_settings()
+        recorded = store.read_settings()
         if recorded is None and must_exist and (not args.model or fresh):
             if fresh and local is not None:
                 # Opening a local store creates it: remove it again, search never creates one.
-                probe.close()
+                _close_store(store)
                 _remove_store_files(local)
             raise BGEError(
                 (f"no index at {local}: " if fresh else "")
                 + f"{where} holds no bge index; build it first: bge index SOURCE --store {redact_uri(uri)}"
                 + (f" --collection {collection}" if collection != DEFAULT_COLLECTION else "")
             )
-        outputs_before = _recorded_outputs(recorded)
-        if recorded is not None:
-            # Cheap checks before a model is loaded.
-            if args.model and isinstance(recorded.get("model"), str) and not same_model(args.model, recorded["model"]):
-                raise IndexSettingsMismatchError(
-                    f"{where} was built with model {recorded['model']!r} (you asked for {args.model!r}): "
-                    "drop --model to use the recorded one, or use another --store or --collection"
-                )
-            if max_tokens is not None and not fixed_max_tokens and recorded.get("max_tokens") not in (None, max_tokens):
-                raise IndexSettingsMismatchError(
-                    f"{where} was built with --max-tokens {recorded['max_tokens']} (you asked for {max_tokens}): "
-                    "drop --max-tokens to reuse it, or use another --store or --collection"
-                )
-            if no_colbert and outputs_before is not None and "colbert" in outputs_before:
-                raise IndexSettingsMismatchError(
-                    f"{where} was built with ColBERT vectors (you asked for --no-colbert): "
-                    "drop --no-colbert, or use another --store or --collection"
-                )
-        model = args.model or (str(recorded["model"]) if recorded and recorded.get("model") else DEFAULT_MODEL)
-        inner = load_encoder(model, device=args.device, dtype=args.dtype, batch_size=write_batch_size)
-        encoder = CountingEncoder(inner)
-        kind: Kind = "m3" if encoder.supports_sparse else "dense"
-        if no_colbert is None:
-            no_colbert = outputs_before is not None and "colbert" not in outputs_before
-        colbert = kind == "m3" and encoder.supports_colbert and not no_colbert
-        outputs = ["dense"] + (["sparse"] if kind == "m3" else []) + (["colbert"] if colbert else [])
-        if fixed_max_tokens:
-            cap = encoder.max_length
-        else:
-            cap = max_tokens or (int(recorded["max_tokens"]) if recorded and recorded.get("max_tokens") else encoder.max_length)
-            if cap > encoder.max_length:
-                raise BGEError(f"--max-tokens {cap} is more than {model} takes ({encoder.max_length}); use at most that")
-            special = int(encoder.tokenizer.num_special_tokens_to_add(pair=False))
-            if cap <= special:
-                raise BGEError(f"--max-tokens {cap} leaves no room for text ({special} special tokens); use a larger value")
         if must_exist and recorded is not None and isinstance(recorded.get("layout"), str):
-            layout = recorded["layout"]  # searching reads either layout (bge index chunks, bge eval documents)
-        settings = make_settings(model=model, kind=kind, outputs=outputs, max_tokens=cap, dim=encoder.dim, layout=layout)
-        if recorded is not None:
-            check_settings(recorded, settings, where)
+            # Searching reads either layout (bge index: chunks, bge eval: documents).
+            request = dataclasses.replace(request, layout=recorded["layout"])
+        # Cheap checks (model, max tokens, ColBERT) before a model is loaded.
+        model = model_to_load(request, recorded, where)
+        encoder = CountingEncoder(load_encoder(model, device=args.device, dtype=args.dtype, batch_size=write_batch_size))
+        resolved = resolve_settings(request, recorded, ModelFacts.of(encoder), where)
         index = VectorIndex(
-            probe.store,
+            store,
             encoder,
             dense=True,
-            sparse=kind == "m3",
-            colbert=colbert,
+            sparse=resolved.kind == "m3",
+            colbert=resolved.colbert,
             show_progress=args.progress,
             write_batch_size=write_batch_size,
             # --batch-size B: B texts per encode step and per write, so an interrupted run
             # loses at most one step of work.
             chunk_size=write_batch_size,
         )
-        return _Session(probe, index, encoder, settings, recorded, where)
+        return _Session(index, encoder, resolved.settings, recorded, where)
     except BaseException:
-        probe.close()
+        _close_store(store)
         raise
 
 
@@ -371,6 +346,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     """``bge index SOURCE...``: chunk, encode and store files so the index reflects them: re-runs
     resume, skip stored chunks, and (unless ``--no-delete``) remove the chunks of files under
     SOURCE that are gone or got shorter."""
+    if getattr(args, "ray", False):  # bge index --ray: bge_core/cli/ray_options.py
+        return run_index_on_ray(args)
     out = _out(args)
     report = SourceReport()
     # Fail on bad SOURCE arguments before the store is opened or a model is loaded.
@@ -411,7 +388,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         total = session.index.count()
     finally:
         bar.close()
-        session.probe.close()
+        session.close()
     counts = tracker.counts
     counts.removed = removed
     counts.unchanged = max(len(ids) - counts.added - counts.updated, 0)
@@ -563,9 +540,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             from bge_core.reranker import Reranker
 
             reranker = Reranker(args.rerank, device=args.device, dtype=args.dtype)
-        hits = session.index.search(args.query, args.k, mode=mode, filter=flt, rerank=reranker)
+        hits = session.index.search(args.query, options=SearchOptions(k=args.k, mode=mode, filter=flt, rerank=reranker))
     finally:
-        session.probe.close()
+        session.close()
     if args.json:
         for rank, h in enumerate(hits, 1):
             print(json.dumps(_hit_json(rank, h), ensure_ascii=False), file=out)
@@ -599,32 +576,19 @@ def _doc_ids(hits: Sequence[Hit]) -> list[str]:
     return list(seen)
 
 
-def run_queries(index: VectorIndex, queries: dict[str, str], modes: Sequence[str], k: int = 100) -> dict[str, dict[str, list[str]]]:
-    """``{mode: {qid: ranked doc ids}}``: all queries encoded once, in batches, then searched per mode."""
+def run_queries(
+    index: VectorIndex, queries: dict[str, str], modes: Sequence[str], k: int = 100
+) -> dict[str, dict[str, list[str]]]:
+    """``{mode: {qid: ranked doc ids}}``: all queries encoded in one pass for every mode, then
+    searched per mode in one ``search_batch`` (the store's batch query where it has one)."""
     qids = list(queries)
-    need_sparse = index.sparse and any(m in ("sparse", "hybrid", "colbert") for m in modes)
-    need_colbert = "colbert" in modes
-    enc = index.encoder.encode_outputs(
-        [queries[q] for q in qids], query=True, dense=True, sparse=need_sparse, colbert=need_colbert
-    )
-    runs: dict[str, dict[str, list[str]]] = {}
+    runs: dict[str, dict[str, list[str]]] = {mode: {} for mode in modes}
+    if not qids:
+        return runs
+    encoded = index.encode_queries([queries[q] for q in qids], modes=modes)  # type: ignore[arg-type]
     for mode in modes:
-        run: dict[str, list[str]] = {}
-        for i, qid in enumerate(qids):
-            request = SearchRequest(
-                mode=mode,  # type: ignore[arg-type]
-                limit=k,
-                dense=enc.dense[i] if enc.dense is not None else None,
-                sparse=enc.sparse[i] if need_sparse else None,
-                colbert=enc.colbert[i] if mode == "colbert" else None,
-                fusion="rrf",
-                rrf_k=DEFAULT_RRF_K,
-                weights=(1.0, 1.0),
-                prefetch_limit=max(4 * k, 100),
-                filter=None,
-            )
-            run[qid] = _doc_ids(index.store.query(request))
-        runs[mode] = run
+        results = index.search_batch(encoded, options=SearchOptions(k=k, mode=mode))  # type: ignore[arg-type]
+        runs[mode] = {qid: _doc_ids(hits) for qid, hits in zip(qids, results)}
     return runs
 
 
@@ -677,7 +641,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         # One more hit per query, so dropping the query's own id still leaves k=100.
         runs = run_queries(session.index, data.queries, modes, k=100 if keep_identical else 101)
     finally:
-        session.probe.close()
+        session.close()
     if not keep_identical:
         runs = {mode: {q: ranked[:100] for q, ranked in drop_identical_ids(run).items()} for mode, run in runs.items()}
     results = {mode: evaluate_run(runs[mode], data.qrels, ignore_identical_ids=not keep_identical) for mode in modes}

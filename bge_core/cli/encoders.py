@@ -6,11 +6,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from bge_core.errors import BGEError, IndexSettingsMismatchError
+from bge_core.errors import BGEError
 from bge_core.loading import resolve_model_dir
 from bge_core.models import model_info
+
+# Settings (what an index records, and their checks) live in bge_core.settings.
+from bge_core.settings import (
+    DEFAULT_MODEL,
+    Kind,
+    check_settings,
+    make_settings,
+    normalize_model_name,
+    same_model,
+)
 from bge_core.types import M3Output
 
 __all__ = [
@@ -28,12 +38,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The model ``bge index`` uses when none is given and none is recorded.
-DEFAULT_MODEL = "BAAI/bge-m3"
 #: Files whose presence marks a BGE-M3 checkpoint (sparse and ColBERT heads).
 HEAD_FILES = ("colbert_linear.pt", "sparse_linear.pt", "colbert_linear.safetensors", "sparse_linear.safetensors")
-
-Kind = Literal["m3", "dense"]
 
 
 def _has_heads(folder: Path) -> bool:
@@ -54,19 +60,6 @@ def model_kind(name: str) -> Kind:
     if info is not None:
         return "m3" if info.kind == "m3" else "dense"
     return "m3" if _has_heads(resolve_model_dir(name)) else "dense"
-
-
-def normalize_model_name(name: str) -> str:
-    """The name recorded with an index: an absolute path for local folders, else the hub id."""
-    folder = Path(name).expanduser()
-    if folder.is_dir():
-        return str(folder.resolve())
-    return name.rstrip("/")
-
-
-def same_model(a: str, b: str) -> bool:
-    """Whether two model names denote the same model (paths resolved, hub ids case-insensitive)."""
-    return normalize_model_name(a).lower() == normalize_model_name(b).lower()
 
 
 def load_encoder(name: str, *, device: str = "auto", dtype: str = "auto", batch_size: int = 32) -> Any:
@@ -129,39 +122,3 @@ class CountingEncoder:
             self.documents_encoded += len(texts)
             logger.info("encoded %d chunks (%d in this run)", len(texts), self.documents_encoded)
         return out
-
-
-def make_settings(
-    *, model: str, kind: Kind, outputs: Sequence[str], max_tokens: int, dim: int, layout: str
-) -> dict[str, Any]:
-    """The settings ``bge`` records with an index."""
-    return {
-        "model": normalize_model_name(model),
-        "kind": kind,
-        "outputs": list(outputs),
-        "max_tokens": int(max_tokens),
-        "dim": int(dim),
-        "layout": layout,
-    }
-
-
-_FIX = "use another --store or --collection for a new index, or drop the option to reuse the recorded value"
-
-
-def check_settings(recorded: dict[str, Any], wanted: dict[str, Any], where: str) -> None:
-    """Raise :class:`IndexSettingsMismatchError` naming every setting that differs."""
-    diffs = []
-    for key in ("model", "kind", "outputs", "max_tokens", "dim", "layout"):
-        have, want = recorded.get(key), wanted.get(key)
-        if key == "model" and isinstance(have, str) and isinstance(want, str) and same_model(have, want):
-            continue
-        if have != want:
-            diffs.append(f"{key} {_show(have)} (you asked for {_show(want)})")
-    if diffs:
-        raise IndexSettingsMismatchError(f"{where} was built with " + "; ".join(diffs) + f": {_FIX}")
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, list):
-        return "+".join(str(v) for v in value) or "none"
-    return repr(value) if isinstance(value, str) else str(value)

@@ -27,6 +27,7 @@ from bge_core.cli.commands import (
     cmd_search,
 )
 from bge_core.cli.encoders import DEFAULT_MODEL
+from bge_core.cli.ray_options import add_ray_options
 from bge_core.cli.stores import DEFAULT_STORE
 from bge_core.errors import BGEError
 from bge_core.load_report import install_load_report_filter
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive, default=32, help="chunks encoded and written per step (default 32)")
     p.add_argument("--no-delete", "--append", dest="no_delete", action="store_true", default=False,
                    help="keep stored chunks of files under SOURCE that are gone or got shorter (default: remove them)")
+    add_ray_options(p)  # bge index --ray (bge_core/cli/ray_options.py)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", parents=[common], help="search an index", description="Search an index built by bge index.")

@@ -2,32 +2,36 @@
 
 ``qdrant:./bge-index`` and ``qdrant+http://host:6333`` select the ``qdrant`` entry point;
 ``milvus:./bge.db`` and ``milvus+http://host:19530`` the ``milvus`` one. The scheme is the text
-before the first ``:`` or ``+``. Each entry point is an ``open_index(uri, *, encoder,
-collection, dense, sparse, colbert, show_progress)`` function returning a ``VectorIndex``.
+before the first ``:`` or ``+``. Each entry point is an ``open_store(uri, *, collection)``
+function returning a :class:`bge_core.index.Store` that owns the client it created (its
+``close()`` closes it). Old ``open_index(uri, *, encoder, ...)`` entry points still work
+(deprecated).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import re
+import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bge_core.errors import BGEError, MissingDependencyError, StoreError
-from bge_core.index import VectorIndex
-from bge_core.types import M3Output
+from bge_core.errors import MissingDependencyError, StoreError
+from bge_core.index import Store
 
 __all__ = ["DEFAULT_STORE", "ENTRY_POINT_GROUP", "StoreUriError", "available_schemes", "open_store", "store_scheme"]
 
 #: Where ``bge`` keeps its index unless ``--store`` says otherwise.
 DEFAULT_STORE = "qdrant:./bge-index"
-#: The entry-point group adapters register their ``open_index`` in.
+#: The entry-point group adapters register their ``open_store`` in.
 ENTRY_POINT_GROUP = "bge.stores"
 
 _EXAMPLES = "qdrant:./bge-index, qdrant+http://localhost:6333, milvus:./bge.db or milvus+http://localhost:19530"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9_.-]*)[:+]")
 
-Opener = Callable[..., VectorIndex]
+Opener = Callable[..., Any]
 
 
 class StoreUriError(StoreError):
@@ -68,40 +72,43 @@ def _load_opener(scheme: str, uri: str) -> Opener:
     raise StoreUriError(f"unknown store {scheme!r} in --store {uri!r}; known stores: {known} (e.g. {_EXAMPLES})")
 
 
-class SettingsProbe:
-    """Stand-in encoder used to open a store before the model is known (reads settings only).
-
-    Encoding with it is a bug: the CLI swaps in the real encoder before any search or write.
-    """
-
-    model_name = "(model not loaded)"
-    dim = 0
-    colbert_dim = 0
-    supports_sparse = True
-    supports_colbert = True
-    max_length = 0
-
-    def encode_outputs(
-        self, texts: Sequence[str], *, query: bool, dense: bool = True, sparse: bool = True, colbert: bool = False
-    ) -> M3Output:
-        """Refuse: no model is loaded."""
-        raise BGEError("internal error: the store was used before the model was loaded")
+def _is_legacy(opener: Callable[..., Any]) -> bool:
+    """Whether ``opener`` is an old-style ``open_index(uri, *, encoder, ...)`` entry point."""
+    try:
+        return "encoder" in inspect.signature(opener).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return False
 
 
-def open_store(uri: str, *, collection: str, show_progress: bool | None = None) -> VectorIndex:
-    """Open ``collection`` in the store ``uri`` through its adapter, without loading a model.
+def open_store(uri: str, *, collection: str) -> Store:
+    """Open ``collection`` in the store ``uri`` through its adapter's ``bge.stores`` entry point.
 
-    The returned index only serves ``read_settings`` / ``write_settings`` / ``close`` and its
-    ``store``; build a :class:`VectorIndex` on ``index.store`` with the real encoder.
+    Nothing is loaded: the caller reads the recorded settings from the store, loads the model
+    and builds a :class:`~bge_core.index.VectorIndex` on it. Close the store with its
+    ``close()`` (or the index's).
+
+    An old-style entry point (``open_index(uri, *, encoder, ...)`` returning an index) still
+    works, with a :class:`DeprecationWarning`: it is called without an encoder and its
+    index's store is used.
     """
     scheme = store_scheme(uri)
     opener = _load_opener(scheme, uri)
-    kwargs: dict[str, Any] = {
-        "encoder": SettingsProbe(),
-        "collection": collection,
-        "dense": True,
-        "sparse": True,
-        "colbert": True,
-        "show_progress": show_progress,
-    }
-    return opener(uri, **kwargs)
+    if _is_legacy(opener):
+        # The installed metadata may still name a module's old open_index (an editable install
+        # from before the switch): use the module's open_store when it has one.
+        module = sys.modules.get(getattr(opener, "__module__", "") or "")
+        modern = getattr(module, "open_store", None)
+        if callable(modern) and not _is_legacy(modern):
+            opener = modern
+        else:
+            warnings.warn(
+                f"the {scheme!r} store adapter's entry point returns an index; register a function "
+                "open_store(uri, *, collection) -> Store in the 'bge.stores' group instead",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            index = opener(uri, encoder=None, collection=collection, dense=True, sparse=True, colbert=True)
+            store: Store = index.store
+            return store
+    opened: Store = opener(uri, collection=collection)
+    return opened

@@ -1,4 +1,5 @@
-"""Open a :class:`MilvusIndex` from a store URI (used by the ``bge`` CLI via ``bge.stores``).
+"""Open a Milvus store from a URI: :func:`open_store` (the ``bge.stores`` entry point
+``milvus``, used by the ``bge`` CLI) returns the store; :func:`open_index` a :class:`MilvusIndex`.
 
 - ``milvus:PATH.db`` — Milvus Lite, a local database (its parent folder is created).
 - ``milvus+http://HOST:PORT`` / ``milvus+https://HOST:PORT`` — a Milvus server; the token is
@@ -19,8 +20,9 @@ from bge_core.errors import StoreError
 from bge_core.index import IndexEncoder
 from bge_milvus.dependency import require_pymilvus
 from bge_milvus.index import MilvusIndex
+from bge_milvus.store import MilvusStore
 
-__all__ = ["CONNECT_TIMEOUT", "TOKEN_ENV", "open_index"]
+__all__ = ["CONNECT_TIMEOUT", "TOKEN_ENV", "open_index", "open_store"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,20 @@ CONNECT_TIMEOUT = 5.0
 #: Environment variable that holds the server token ("user:password" or an API key).
 TOKEN_ENV = "MILVUS_TOKEN"
 _LOCK_FILE = "LOCK"
+
+
+def open_store(uri: str, *, collection: str, **options: Any) -> MilvusStore:
+    """The Milvus store of ``collection`` at ``uri``; ``store.close()`` closes the client.
+
+    Extra keyword ``options`` go to :class:`MilvusStore` (``dense_index``, ``metric``, ``ef``,
+    ``timeout``). Raises :class:`StoreError` (one line) as :func:`open_index` does.
+    """
+    client, label = _connect(uri)
+    try:
+        return MilvusStore(client, collection, owns_client=True, label=label, **options)
+    except Exception:
+        client.close()
+        raise
 
 
 def open_index(

@@ -5,26 +5,28 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bge_core.index import (
-    DEFAULT_RRF_K,
     CollectionSpec,
     Document,
-    Fusion,
     IndexEncoder,
-    Mode,
     Record,
-    RerankerLike,
     RetryPolicy,
+    SearchKwargs,
+    SearchOptions,
     SearchRequest,
     VectorIndex,
 )
 from bge_core.types import Hit
 from bge_qdrant.async_store import AsyncQdrantStore
+from bge_qdrant.batch import BatchQdrantStore, aquery_batch
 from bge_qdrant.dependency import AsyncQdrantClient, QdrantClient
 from bge_qdrant.layout import QdrantLayout
 from bge_qdrant.store import QdrantStore
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["AsyncQdrantIndex", "QdrantIndex"]
 
@@ -73,7 +75,8 @@ class QdrantIndex(VectorIndex):
     ``rrf_k`` meaning ``1/(rrf_k + rank)``, or DBSF; ``weighted`` sums are computed from
     the two prefetch lists here, Qdrant has no weighted score fusion) and ``colbert``
     (hybrid candidates reranked by MaxSim in the same ``query_points`` call). Filters: a
-    ``qdrant_client.models.Filter`` or a ``{metadata_key: value}`` dict.
+    ``qdrant_client.models.Filter`` or a ``{metadata_key: value}`` dict. :meth:`search_batch`
+    encodes many queries in one pass and sends them in one ``query_batch_points`` call.
 
     Args:
         client: the Qdrant client.
@@ -116,7 +119,7 @@ class QdrantIndex(VectorIndex):
             raise TypeError("QdrantIndex needs a QdrantClient; for an AsyncQdrantClient use AsyncQdrantIndex")
         layout = _layout(sparse_idf, colbert_hnsw, colbert_on_disk, dense_on_disk, colbert_max_vectors, create_options)
         super().__init__(
-            QdrantStore(client, collection_name, layout=layout, owns_client=owns_client),
+            BatchQdrantStore(client, collection_name, layout=layout, owns_client=owns_client),
             encoder,
             dense=dense,
             sparse=sparse,
@@ -176,6 +179,9 @@ class _LoopBridge:
 
     def query(self, request: SearchRequest) -> list[Hit]:
         return self._run(self.store.query(request))
+
+    def query_batch(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
+        return self._run(aquery_batch(self.store.client, self.store.collection_name, requests))
 
     def get(self, ids: Sequence[str]) -> list[Hit]:
         return self._run(self.store.get(ids))
@@ -301,24 +307,22 @@ class AsyncQdrantIndex:
         return out
 
     async def search(
-        self,
-        query: str,
-        k: int = 10,
-        *,
-        mode: Mode = "hybrid",
-        fusion: Fusion = "rrf",
-        rrf_k: int = DEFAULT_RRF_K,
-        weights: tuple[float, float] = (1.0, 1.0),
-        rerank: RerankerLike | None = None,
-        rerank_candidates: int | None = None,
-        filter: Any = None,
-        prefetch_limit: int | None = None,
+        self, query: str, k: int | None = None, *, options: SearchOptions | None = None, **kwargs: Unpack[SearchKwargs]
     ) -> list[Hit]:
         """See :meth:`QdrantIndex.search` (``VectorIndex.search``)."""
-        out: list[Hit] = await self._in_thread(
-            self._core.search, query, k, mode=mode, fusion=fusion, rrf_k=rrf_k, weights=weights, rerank=rerank,
-            rerank_candidates=rerank_candidates, filter=filter, prefetch_limit=prefetch_limit,
-        )
+        out: list[Hit] = await self._in_thread(self._core.search, query, k, options=options, **kwargs)
+        return out
+
+    async def search_batch(
+        self,
+        queries: Sequence[str],
+        k: int | None = None,
+        *,
+        options: SearchOptions | None = None,
+        **kwargs: Unpack[SearchKwargs],
+    ) -> list[list[Hit]]:
+        """See ``VectorIndex.search_batch``: one encoder pass, one ``query_batch_points`` call."""
+        out: list[list[Hit]] = await self._in_thread(self._core.search_batch, queries, k, options=options, **kwargs)
         return out
 
     async def get(self, ids: Sequence[str]) -> list[Hit]:
@@ -332,11 +336,13 @@ class AsyncQdrantIndex:
 
     async def count(self) -> int:
         """Exact number of stored rows."""
-        return await self.store.count()
+        out: int = await self._in_thread(self._core.count)
+        return out
 
     async def read_settings(self) -> dict[str, Any] | None:
         """Settings recorded with the collection."""
-        return await self.store.read_settings()
+        out: dict[str, Any] | None = await self._in_thread(self._core.read_settings)
+        return out
 
     async def write_settings(self, settings: dict[str, Any]) -> None:
         """Record settings in the collection's metadata (creating the collection if needed)."""

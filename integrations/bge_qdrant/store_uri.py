@@ -1,4 +1,5 @@
-"""Open a :class:`QdrantIndex` from a store URI (the ``bge.stores`` entry point ``qdrant``).
+"""Open a Qdrant store from a URI: :func:`open_store` (the ``bge.stores`` entry point
+``qdrant``) returns the store; :func:`open_index` a :class:`QdrantIndex` on it.
 
 URIs:
 
@@ -22,10 +23,12 @@ from urllib.parse import urlsplit
 
 from bge_core.errors import StoreError
 from bge_core.index import IndexEncoder
+from bge_qdrant.batch import BatchQdrantStore
 from bge_qdrant.dependency import QdrantClient
 from bge_qdrant.index import QdrantIndex
+from bge_qdrant.layout import QdrantLayout
 
-__all__ = ["API_KEY_ENV", "CONNECT_TIMEOUT_S", "open_index"]
+__all__ = ["API_KEY_ENV", "CONNECT_TIMEOUT_S", "open_index", "open_store"]
 
 logger = logging.getLogger("bge_qdrant")
 
@@ -98,6 +101,36 @@ def _server_client(uri: str) -> tuple[QdrantClient, str]:
     return client, safe
 
 
+def _connect(uri: str) -> tuple[QdrantClient, str]:
+    """The client named by ``uri`` and a printable place (no secrets)."""
+    if not isinstance(uri, str):
+        raise StoreError(f"a store URI must be a str, got {type(uri).__name__}; {_USAGE}")
+    scheme, sep, rest = uri.partition(":")
+    if not sep:
+        raise StoreError(f"malformed Qdrant URI {uri!r}; {_USAGE}")
+    if scheme == "qdrant":
+        if not rest:
+            raise StoreError(f"malformed Qdrant URI {uri!r}: no path; {_USAGE}")
+        if rest.startswith("//"):
+            raise StoreError(f"malformed Qdrant URI {uri!r}: for a server use qdrant+http:// or qdrant+https://")
+        return _local_client(rest), "memory" if rest == ":memory:" else rest
+    if scheme in ("qdrant+http", "qdrant+https"):
+        return _server_client(uri)
+    raise StoreError(f"unknown store URI scheme {scheme!r} in {uri!r}; {_USAGE}")
+
+
+def open_store(uri: str, *, collection: str, layout: QdrantLayout | None = None) -> BatchQdrantStore:
+    """The Qdrant store of ``collection`` at ``uri`` (see the module docstring); nothing is
+    created yet. The store owns the client it creates: ``store.close()`` closes it."""
+    client, where = _connect(uri)
+    logger.info("opened Qdrant store at %s, collection %r", where, collection)
+    try:
+        return BatchQdrantStore(client, collection, layout=layout, owns_client=True)
+    except Exception:
+        client.close()
+        raise
+
+
 def open_index(
     uri: str,
     *,
@@ -114,22 +147,7 @@ def open_index(
     The index owns the client it creates: ``index.close()`` closes it. Extra keyword
     ``options`` go to :class:`QdrantIndex` (for example ``sparse_idf=True``).
     """
-    if not isinstance(uri, str):
-        raise StoreError(f"a store URI must be a str, got {type(uri).__name__}; {_USAGE}")
-    scheme, sep, rest = uri.partition(":")
-    if not sep:
-        raise StoreError(f"malformed Qdrant URI {uri!r}; {_USAGE}")
-    if scheme == "qdrant":
-        if not rest:
-            raise StoreError(f"malformed Qdrant URI {uri!r}: no path; {_USAGE}")
-        if rest.startswith("//"):
-            raise StoreError(f"malformed Qdrant URI {uri!r}: for a server use qdrant+http:// or qdrant+https://")
-        client = _local_client(rest)
-        where = "memory" if rest == ":memory:" else rest
-    elif scheme in ("qdrant+http", "qdrant+https"):
-        client, where = _server_client(uri)
-    else:
-        raise StoreError(f"unknown store URI scheme {scheme!r} in {uri!r}; {_USAGE}")
+    client, where = _connect(uri)
     logger.info("opened Qdrant store at %s, collection %r", where, collection)
     try:
         return QdrantIndex(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
@@ -11,8 +12,10 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from bge_core.fusion import DEFAULT_RRF_K
+from bge_core.search_options import OPTION_NAMES, Fusion, Mode, SearchOptions
 from langchain_bge.rerank import SCORE_KEY, BGERerank
 
 if TYPE_CHECKING:
@@ -20,11 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["BGEHybridRetriever", "SearchableIndex", "hit_to_document"]
 
-Mode = Literal["dense", "sparse", "hybrid", "colbert"]
-Fusion = Literal["rrf", "dbsf", "weighted"]
-
-#: Keyword arguments ``invoke(query, k=..., ...)`` accepts per call.
-_CALL_OPTIONS = ("k", "mode", "fusion", "rrf_k", "weights", "filter", "rerank_candidates", "prefetch_limit")
+#: Keyword arguments ``invoke(query, k=..., ...)`` accepts per call (the search options but
+#: ``rerank``: the cross-encoder is the retriever's ``reranker``).
+_CALL_OPTIONS = tuple(name for name in OPTION_NAMES if name != "rerank")
 
 
 @runtime_checkable
@@ -32,8 +33,8 @@ class SearchableIndex(Protocol):
     """What the retriever needs from an index: ``bge_core.index.VectorIndex`` and its
     subclasses (``bge_qdrant.QdrantIndex``, ``bge_milvus.MilvusIndex``) fit."""
 
-    def search(self, query: str, k: int = ..., **kwargs: Any) -> list[Hit]:
-        """Search the index, best hits first."""
+    def search(self, query: str, k: int | None = ..., *, options: SearchOptions | None = ...) -> list[Hit]:
+        """Search the index with the given options, best hits first."""
         ...
 
 
@@ -54,6 +55,8 @@ class BGEHybridRetriever(BaseRetriever):
     ``fusion``, ``colbert``, ``rerank``) in ``metadata["scores"]``.
 
     Every setting below can be overridden per call: ``retriever.invoke(q, k=3, filter={...})``.
+    They are checked when the retriever is built and passed to the index as one
+    ``bge_core.search_options.SearchOptions`` (:attr:`search_options`).
 
     Args:
         index: the index to search.
@@ -72,7 +75,7 @@ class BGEHybridRetriever(BaseRetriever):
     k: int = Field(default=4, ge=1)
     mode: Mode = "hybrid"
     fusion: Fusion = "rrf"
-    rrf_k: int = Field(default=60, ge=0)
+    rrf_k: int = Field(default=DEFAULT_RRF_K, ge=0)
     weights: tuple[float, float] = (1.0, 1.0)
     filter: Any = None
     reranker: Any = None
@@ -96,23 +99,38 @@ class BGEHybridRetriever(BaseRetriever):
             raise TypeError(f"reranker must be a bge_core.Reranker or BGERerank, got {type(value).__name__}")
         return value
 
-    def _options(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(overrides) - set(_CALL_OPTIONS) - {"verbose"})
+    @model_validator(mode="after")
+    def _check_options(self) -> BGEHybridRetriever:
+        self.search_options  # noqa: B018 - builds (validates) the options once, at construction
+        return self
+
+    @property
+    def search_options(self) -> SearchOptions:
+        """The retriever's settings as the options passed to ``index.search``."""
+        rerank = self.reranker.cross_encoder if isinstance(self.reranker, BGERerank) else self.reranker
+        return SearchOptions(
+            k=self.k, mode=self.mode, fusion=self.fusion, rrf_k=self.rrf_k, weights=self.weights,
+            filter=self.filter, prefetch_limit=self.prefetch_limit, rerank=rerank,
+            rerank_candidates=self.rerank_candidates,
+        )
+
+    def _options(self, overrides: dict[str, Any]) -> SearchOptions:
+        overrides = {k: v for k, v in overrides.items() if k != "verbose"}
+        unknown = sorted(set(overrides) - set(_CALL_OPTIONS))
         if unknown:
             raise TypeError(f"unknown search option(s) {', '.join(unknown)}; use {', '.join(_CALL_OPTIONS)}")
-        opts = {name: overrides.get(name, getattr(self, name)) for name in _CALL_OPTIONS}
-        if not isinstance(opts["k"], int) or isinstance(opts["k"], bool) or opts["k"] < 1:
-            raise ValueError(f"k must be a positive int, got {opts['k']!r}")
-        rerank = self.reranker.cross_encoder if isinstance(self.reranker, BGERerank) else self.reranker
-        opts["rerank"] = rerank
-        return opts
+        return self.search_options.replace(**overrides)
 
     def search(self, query: str, **overrides: Any) -> list[Document]:
         """Search with the retriever's settings, overridden by ``overrides``."""
-        opts = self._options(overrides)
-        k = opts.pop("k")
-        hits: list[Hit] = self.index.search(query, k, **opts)
+        hits: list[Hit] = self.index.search(query, options=self._options(overrides))
         return [hit_to_document(h) for h in hits]
+
+    def search_batch(self, queries: Sequence[str], **overrides: Any) -> list[list[Document]]:
+        """:meth:`search` for many queries: one encoder pass and, where the store has one, one
+        batch query (``index.search_batch``); one document list per query, in order."""
+        results: list[list[Hit]] = self.index.search_batch(queries, options=self._options(overrides))
+        return [[hit_to_document(h) for h in hits] for hits in results]
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any

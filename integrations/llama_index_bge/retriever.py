@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from llama_index.core.base.base_retriever import BaseRetriever
@@ -17,8 +17,8 @@ from llama_index.core.vector_stores.types import (
     MetadataFilters,
 )
 
-from bge_core.index import FUSIONS, MODES, Fusion, Mode
-from bge_core.scoring import DEFAULT_RRF_K
+from bge_core.fusion import DEFAULT_RRF_K
+from bge_core.search_options import Fusion, Mode, SearchOptions
 from bge_core.types import Hit
 from llama_index_bge.encoder_ref import EncoderRef
 from llama_index_bge.nodes import hit_to_node
@@ -29,19 +29,7 @@ __all__ = ["BGEHybridRetriever", "SearchableIndex", "metadata_filters_to_dict"]
 class SearchableIndex(Protocol):
     """What the retriever needs: ``bge_core.index.VectorIndex`` and its subclasses fit."""
 
-    def search(
-        self,
-        query: str,
-        k: int = ...,
-        *,
-        mode: Mode = ...,
-        fusion: Fusion = ...,
-        rrf_k: int = ...,
-        weights: tuple[float, float] = ...,
-        rerank: Any = ...,
-        rerank_candidates: int | None = ...,
-        filter: Any = ...,
-    ) -> list[Hit]: ...
+    def search(self, query: str, k: int | None = ..., *, options: SearchOptions | None = ...) -> list[Hit]: ...
 
 
 def metadata_filters_to_dict(filters: MetadataFilters) -> dict[str, Any]:
@@ -92,7 +80,11 @@ class BGEHybridRetriever(BaseRetriever):
         rerank: a cross-encoder (``bge_core.Reranker``) or a reranker model name (loaded on
             first search) applied to the top ``rerank_candidates`` hits.
         rerank_candidates: hits reranked (default ``max(k, 20)``).
+        prefetch_limit: candidates per list before fusion (default ``max(4 * k, 100)``).
         callback_manager: LlamaIndex callbacks.
+
+    The settings are checked here and passed to the index as one
+    ``bge_core.search_options.SearchOptions`` (:attr:`options`).
     """
 
     def __init__(
@@ -107,6 +99,7 @@ class BGEHybridRetriever(BaseRetriever):
         filter: Mapping[str, Any] | MetadataFilters | Any = None,
         rerank: Any = None,
         rerank_candidates: int | None = None,
+        prefetch_limit: int | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
@@ -114,22 +107,13 @@ class BGEHybridRetriever(BaseRetriever):
             raise TypeError(
                 f"index must be a bge_core VectorIndex (QdrantIndex, MilvusIndex, ...), got {type(index).__name__}"
             )
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
-        if fusion not in FUSIONS:
-            raise ValueError(f"unknown fusion {fusion!r}; use one of {', '.join(FUSIONS)}")
-        if rerank_candidates is not None and rerank_candidates < 1:
-            raise ValueError(f"rerank_candidates must be a positive int, got {rerank_candidates!r}")
+        # The reranker (maybe a model name, loaded on first search) is added per search.
+        self.options = SearchOptions(
+            k=k, mode=mode, fusion=fusion, rrf_k=rrf_k, weights=weights,
+            filter=metadata_filters_to_dict(filter) if isinstance(filter, MetadataFilters) else filter,
+            prefetch_limit=prefetch_limit, rerank_candidates=rerank_candidates,
+        )
         self.index = index
-        self.k = k
-        self.mode: Mode = mode
-        self.fusion: Fusion = fusion
-        self.rrf_k = rrf_k
-        self.weights = weights
-        self.filter = metadata_filters_to_dict(filter) if isinstance(filter, MetadataFilters) else filter
-        self.rerank_candidates = rerank_candidates
         self._rerank: EncoderRef | None
         if rerank is None:
             self._rerank = None
@@ -141,19 +125,38 @@ class BGEHybridRetriever(BaseRetriever):
             raise TypeError(f"rerank must be a bge_core.Reranker or a reranker model name, got {type(rerank).__name__}")
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
+    @property
+    def k(self) -> int:
+        """Number of results."""
+        return self.options.k
+
+    @property
+    def mode(self) -> Mode:
+        """The search mode."""
+        return self.options.mode
+
+    @property
+    def filter(self) -> Any:
+        """The filter (LlamaIndex ``MetadataFilters`` converted to a dict)."""
+        return self.options.filter
+
+    def _search_options(self) -> SearchOptions:
+        if self._rerank is None:
+            return self.options
+        return self.options.replace(rerank=self._rerank.get())
+
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        hits = self.index.search(
-            query_bundle.query_str,
-            self.k,
-            mode=self.mode,
-            fusion=self.fusion,
-            rrf_k=self.rrf_k,
-            weights=self.weights,
-            rerank=None if self._rerank is None else self._rerank.get(),
-            rerank_candidates=self.rerank_candidates,
-            filter=self.filter,
-        )
+        hits = self.index.search(query_bundle.query_str, options=self._search_options())
         return [hit_to_node(h) for h in hits]
+
+    def retrieve_batch(self, queries: Sequence[str]) -> list[list[NodeWithScore]]:
+        """Retrieve for many query strings at once: one encoder pass and, where the store has
+        one, one batch query (``index.search_batch``). No retrieval callbacks are emitted."""
+        search_batch = getattr(self.index, "search_batch", None)
+        if not callable(search_batch):
+            raise TypeError(f"{type(self.index).__name__} has no search_batch; use a bge_core VectorIndex")
+        results: list[list[Hit]] = search_batch(list(queries), options=self._search_options())
+        return [[hit_to_node(h) for h in hits] for hits in results]
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return await asyncio.to_thread(self._retrieve, query_bundle)

@@ -96,18 +96,18 @@ def test_validation() -> None:
 
 
 class _FakeIndex:
-    def search(self, query: str, k: int = 10, **kwargs: Any) -> list[Any]:
+    def search(self, query: str, k: int | None = None, *, options: Any = None) -> list[Any]:
         from bge_core.types import Hit
 
-        self.kwargs = kwargs
-        return [Hit(f"id{i}", 1.0 / (i + 1), f"text {i}", {"i": i}, {"dense": 0.5}) for i in range(k)]
+        self.options = options
+        return [Hit(f"id{i}", 1.0 / (i + 1), f"text {i}", {"i": i}, {"dense": 0.5}) for i in range(options.k)]
 
 
 def test_any_index_with_search_fits() -> None:
     idx = _FakeIndex()
     docs = BGEHybridRetriever(index=idx, k=2, mode="dense", rrf_k=10).invoke("q")
     assert [d.id for d in docs] == ["id0", "id1"] and all(isinstance(d, Document) for d in docs)
-    assert idx.kwargs["mode"] == "dense" and idx.kwargs["rrf_k"] == 10 and idx.kwargs["rerank"] is None
+    assert idx.options.mode == "dense" and idx.options.rrf_k == 10 and idx.options.rerank is None
 
 
 # -- the Qdrant adapter (written in parallel; skipped until importable) ----------------------

@@ -1,0 +1,76 @@
+"""The parts of bge_ray that need no cluster: rows, ids, worker error handling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+pa = pytest.importorskip("pyarrow")
+
+
+class _PoisonEncoder:
+    """Dense encoder stand-in that fails on any text containing 'poison'."""
+
+    model_name = "poison"
+    dim = 4
+    colbert_dim = 0
+    max_length = 32
+    supports_sparse = False
+    supports_colbert = False
+
+    def encode_outputs(self, texts: Any, *, query: bool, dense: bool = True, sparse: bool = False, colbert: bool = False) -> Any:
+        from bge_core.types import M3Output
+
+        if any("poison" in t for t in texts):
+            raise RuntimeError("cannot encode this")
+        return M3Output(dense=np.ones((len(texts), 4), dtype=np.float32) / 2)
+
+
+def _worker(on_error: str) -> Any:
+    from bge_ray.workers import EncodeWorker, WorkerConfig
+
+    config = WorkerConfig(model=_PoisonEncoder, device="cpu", dtype="float32", batch_size=8, torch_threads=1,
+                          sparse=False, colbert=False, on_error=on_error, skip_unchanged=True)  # type: ignore[arg-type]
+    return EncodeWorker(config, stored={})
+
+
+def test_rows_get_the_ids_and_hashes_of_vector_index() -> None:
+    from bge_ray.rows import prepare_rows
+
+    from bge_core.index import content_hash, make_id
+
+    table = pa.table({"text": ["a", "b"], "id": ["x", None], "topic": ["t", None]})
+    good, bad = prepare_rows(table)
+    assert not bad
+    assert [r.id for r in good] == [make_id("x", "a"), make_id(None, "b")]
+    assert good[0].metadata == {"topic": "t"} and good[1].metadata == {}  # nulls are left out
+    assert good[0].hash == content_hash("a", {"topic": "t"})
+
+
+def test_a_failing_row_is_named_and_fails_or_is_skipped() -> None:
+    from bge_ray.errors import MARKER, RowError, from_ray_exception
+
+    batch = pa.table({"text": ["fine", "poison pill", "also fine"], "id": ["a", "p1", "b"]})
+    with pytest.raises(ValueError, match="row id='p1' failed: RuntimeError: cannot encode this") as info:
+        _worker("fail")(batch)
+    assert str(info.value).startswith(MARKER)
+    # What the driver rebuilds from Ray's traceback text.
+    err = from_ray_exception(RuntimeError(f"Traceback ...\nValueError: {info.value}\nThe above exception ..."))
+    assert isinstance(err, RowError) and err.label == "id='p1'" and "on_error='skip'" in str(err)
+
+    out = _worker("skip")(batch).to_pylist()
+    status = {r["id"]: r["status"] for r in out}
+    assert list(status.values()).count("encoded") == 2 and "cannot encode this" in str([r["error"] for r in out])
+    from bge_core.index import make_id
+
+    failed = [r for r in out if r["status"] == "failed"]
+    assert [r["id"] for r in failed] == [make_id("p1", "poison pill")] and "row id='p1' failed" in failed[0]["error"]
+
+
+def test_server_uris_are_written_by_the_workers() -> None:
+    from bge_ray import is_server_uri
+
+    assert is_server_uri("qdrant+http://h:6333") and is_server_uri("milvus+https://h")
+    assert not is_server_uri("qdrant:./dir") and not is_server_uri("milvus:./x.db") and not is_server_uri("qdrant::memory:")
