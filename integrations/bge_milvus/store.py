@@ -367,9 +367,15 @@ class MilvusStore:
         """``(id, {key: metadata value})`` of every row whose metadata has ``keys[0]`` (query iterator)."""
         if not keys or not self.client.has_collection(self.collection_name, **self._kw()):
             return
-        it = self.client.query_iterator(
-            self.collection_name, batch_size=batch_size, filter="", output_fields=["id", "metadata"], **self._kw()
-        )
+        quiet = logging.getLogger("pymilvus.orm.iterator")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # Milvus Lite returns no MVCC timestamp: a harmless warning per scan
+        try:
+            it = self.client.query_iterator(
+                self.collection_name, batch_size=batch_size, filter="", output_fields=["id", "metadata"], **self._kw()
+            )
+        finally:
+            quiet.setLevel(level)
         try:
             while batch := it.next():
                 for row in batch:
