@@ -24,9 +24,11 @@ from bge_core.types import Hit, M3Output, RerankResult, SparseVector
 
 if TYPE_CHECKING:
     from bge_core.dense import DenseEncoder
+    from bge_core.holder import ModelHolder
     from bge_core.index import Document, VectorIndex
     from bge_core.llm_reranker import LayerwiseLLMReranker, LightweightLLMReranker, LLMReranker
     from bge_core.m3 import BGEM3Encoder
+    from bge_core.kinds import ModelKindError, load
     from bge_core.reranker import Reranker
     from bge_core.search_options import SearchOptions
 
@@ -45,7 +47,9 @@ __all__ = [
     "M3Output",
     "MissingDependencyError",
     "ModelFilesError",
+    "ModelHolder",
     "ModelInfo",
+    "ModelKindError",
     "ModelNotAvailableError",
     "RerankResult",
     "Reranker",
@@ -54,6 +58,7 @@ __all__ = [
     "StoreError",
     "TransientStoreError",
     "VectorIndex",
+    "load",
     "model_info",
     "scoring",
 ]
@@ -70,6 +75,9 @@ _LAZY = {
     "Document": "bge_core.index",
     "VectorIndex": "bge_core.index",
     "SearchOptions": "bge_core.search_options",
+    "ModelHolder": "bge_core.holder",
+    "ModelKindError": "bge_core.kinds",
+    "load": "bge_core.kinds",
 }
 
 

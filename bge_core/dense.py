@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from bge_core.encoder_base import TransformerRunner, check_texts
+from bge_core.encoder_base import (
+    EncoderModel,
+    StagedBatch,
+    TransformerRunner,
+    check_texts,
+    pool,
+)
+from bge_core.kinds import ModelSpec
 from bge_core.loading import read_sentence_transformers_config
 from bge_core.models import model_info
 from bge_core.types import FloatArray, M3Output
@@ -21,7 +28,7 @@ __all__ = ["DenseEncoder"]
 _UNSET: Any = object()
 
 
-class DenseEncoder:
+class DenseEncoder(EncoderModel):
     """Dense sentence encoder: BGE v1.5 (CLS pooling, L2, query instruction) or any BERT-family model.
 
     Pooling, normalisation and max length come from, in order: the arguments, a
@@ -30,7 +37,8 @@ class DenseEncoder:
     models, and finally CLS pooling with L2 normalisation (the BGE recipe).
 
     ``query_instruction`` defaults to the model's known instruction (English or Chinese v1.5
-    models) and to none otherwise; pass ``""`` to switch it off.
+    models) and to none otherwise; pass ``""`` to switch it off. ``text_instruction``
+    (default none) prefixes documents.
     """
 
     def __init__(
@@ -45,8 +53,17 @@ class DenseEncoder:
         pooling: Literal["cls", "mean"] | None = None,
         normalize: bool | None = None,
         query_instruction: str | None = _UNSET,
+        text_instruction: str | None = None,
     ) -> None:
         self.model_name = os.fspath(model)
+        spec_options: dict[str, Any] = {
+            "device": device, "dtype": dtype, "max_length": max_length, "batch_size": batch_size,
+            "max_batch_tokens": max_batch_tokens, "pooling": pooling, "normalize": normalize,
+            "text_instruction": text_instruction,
+        }
+        if query_instruction is not _UNSET:
+            spec_options["query_instruction"] = query_instruction or ""
+        self.load_spec = ModelSpec.create(model, "dense", **spec_options)
         info = model_info(self.model_name)
         self._runner = TransformerRunner(
             model,
@@ -60,51 +77,17 @@ class DenseEncoder:
         st = read_sentence_transformers_config(self._runner.model_dir)
         cap = max_length or st.get("max_length") or (info.max_length if info else None)
         if cap:
-            self._runner.max_length = min(cap, self._runner.max_length)
-            self._runner._tokenizer.enable_truncation(self._runner.max_length)
+            self._runner.set_max_length(cap)
         self.pooling: Literal["cls", "mean"] = pooling or st.get("pooling") or (info.pooling if info else "cls")
         self.normalize: bool = normalize if normalize is not None else bool(st.get("normalize", True))
         if query_instruction is _UNSET:
             query_instruction = info.query_instruction if info else None
         self.query_instruction: str = query_instruction or ""
-
-    @property
-    def model(self) -> torch.nn.Module:
-        """The underlying transformers module."""
-        return self._runner.model
-
-    @property
-    def tokenizer(self) -> Any:
-        """The Hugging Face fast tokenizer."""
-        return self._runner.hf_tokenizer
-
-    @property
-    def dim(self) -> int:
-        """Size of the dense vectors."""
-        return self._runner.hidden_size
-
-    @property
-    def max_length(self) -> int:
-        """Token cap per text."""
-        return self._runner.max_length
-
-    @property
-    def device(self) -> str:
-        """The torch device the model runs on."""
-        return str(self._runner.device)
-
-    @property
-    def dtype(self) -> str:
-        """The compute dtype."""
-        return str(self._runner.dtype).removeprefix("torch.")
+        self.text_instruction: str = text_instruction or ""
 
     supports_sparse = False
     supports_colbert = False
     colbert_dim = 0
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Number of tokens of each text after truncation."""
-        return self._runner.count_tokens(check_texts(texts))
 
     def encode(self, texts: Sequence[str]) -> FloatArray:
         """Embed ``texts`` as they are (no instruction): ``n x dim`` float32."""
@@ -115,17 +98,15 @@ class DenseEncoder:
         if not items:
             return out
         ids = self._runner.tokenize(items)
-        for batch_idx in self._runner.batches(ids):
-            inputs = self._runner.collate([ids[i] for i in batch_idx])
-            hidden = self._runner.forward(inputs).last_hidden_state.float()
-            if self.pooling == "cls":
-                vec = hidden[:, 0]
-            else:
-                mask = inputs["attention_mask"].unsqueeze(-1).float()
-                vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            if self.normalize:
-                vec = torch.nn.functional.normalize(vec, dim=-1)
-            out[batch_idx] = vec.cpu().numpy()
+
+        def project(result: Any, inputs: dict[str, torch.Tensor], batch_ids: list[list[int]]) -> dict[str, torch.Tensor]:
+            vec = pool(result.last_hidden_state.float(), inputs["attention_mask"], self.pooling)
+            return {"dense": torch.nn.functional.normalize(vec, dim=-1) if self.normalize else vec}
+
+        def collect(batch: StagedBatch) -> None:
+            out[batch.positions] = batch.outputs["dense"].numpy()
+
+        self._runner.executor.run(ids, project, collect)
         return out
 
     def encode_queries(self, texts: Sequence[str]) -> FloatArray:
@@ -134,8 +115,10 @@ class DenseEncoder:
         return self.encode([self.query_instruction + t for t in items])
 
     def encode_documents(self, texts: Sequence[str]) -> FloatArray:
-        """Embed documents (no instruction)."""
-        return self.encode(texts)
+        """Embed documents, prefixed with ``text_instruction`` (none by default)."""
+        if not self.text_instruction:
+            return self.encode(texts)
+        return self.encode([self.text_instruction + t for t in check_texts(texts)])
 
     def encode_outputs(
         self, texts: Sequence[str], *, query: bool, dense: bool = True, sparse: bool = False, colbert: bool = False

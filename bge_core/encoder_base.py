@@ -8,9 +8,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     import torch
     from tokenizers import Encoding, Tokenizer
 
-__all__ = ["TransformerRunner", "check_texts"]
+__all__ = ["EncoderModel", "HostSlots", "RunnerModel", "StagedBatch", "StagedExecutor", "TransformerRunner", "check_texts", "pool"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,27 @@ class TransformerRunner:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(self.max_length)
         self._forward_lock = threading.Lock()
+        self.executor = StagedExecutor(self)
+
+    def set_max_length(self, max_length: int) -> None:
+        """Lower the token cap (never above what the model supports); tokenisation follows."""
+        self.max_length = min(max_length, self.max_length)
+        self.max_batch_tokens = max(self.max_batch_tokens, self.max_length)
+        self._tokenizer.enable_truncation(self.max_length)
+
+    def plain_tokenizer(self) -> Tokenizer:
+        """A private copy of the fast tokenizer without truncation (for pair templates)."""
+        from tokenizers import Tokenizer
+
+        tok: Tokenizer = Tokenizer.from_str(self._tokenizer.to_str())
+        tok.no_truncation()
+        return tok
+
+    def special_token_ids(self) -> list[int]:
+        """Ids of the CLS, EOS, PAD and UNK tokens (those the model defines)."""
+        tok = self.hf_tokenizer
+        ids = {tok.cls_token_id, tok.eos_token_id, tok.pad_token_id, tok.unk_token_id}
+        return sorted(int(i) for i in ids if i is not None)
 
     # -- tokenisation -----------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
@@ -177,3 +199,180 @@ class TransformerRunner:
         net = module if module is not None else self.model
         with self._forward_lock, torch.inference_mode():
             return net(**batch, return_dict=True)
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: Literal["cls", "mean"]) -> torch.Tensor:
+    """Sentence vectors from token states: the CLS token, or the mean over unmasked tokens."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+class HostSlots:
+    """Reusable host buffers for device-to-host copies of staged batches.
+
+    Allocating pinned memory is slow (it dominated GPU encode time when done per batch), so
+    each (slot, output) keeps a buffer that only grows. Two slots alternate: batch i is being
+    unpacked from one while batch i+1 is copied into the other. ``pin`` page-locks the buffers
+    (CUDA); without it the same staging runs with ordinary memory (tests run it on CPU).
+    """
+
+    def __init__(self, *, pin: bool) -> None:
+        self._pin = pin
+        self._buffers: dict[tuple[int, str], torch.Tensor] = {}
+
+    def copy(self, t: torch.Tensor, slot: int, name: str) -> torch.Tensor:
+        """Start copying ``t`` to the host; returns a view valid until the slot is reused."""
+        import torch
+
+        nbytes = t.numel() * t.element_size()
+        buf = self._buffers.get((slot, name))
+        if buf is None or buf.numel() < nbytes:
+            buf = torch.empty(max(nbytes, 1 << 20), dtype=torch.uint8, pin_memory=self._pin)
+            self._buffers[(slot, name)] = buf
+        host = buf[:nbytes].view(t.dtype).view(t.shape)
+        return host.copy_(t, non_blocking=self._pin)
+
+
+@dataclass
+class StagedBatch:
+    """One batch after its forward: input positions, token ids and host-side outputs.
+
+    When ``staged`` is true the outputs live in reused host buffers: a collector must copy
+    what it keeps before returning.
+    """
+
+    positions: list[int]
+    ids: list[list[int]]
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    staged: bool = False
+    event: Any = None
+
+
+#: ``(model output, collated inputs, token ids) -> named device tensors`` (the model's heads).
+Project = Callable[[Any, "dict[str, torch.Tensor]", "list[list[int]]"], "dict[str, torch.Tensor]"]
+#: Receives each finished batch, in launch order.
+Collect = Callable[[StagedBatch], None]
+
+
+class StagedExecutor:
+    """Runs a model over planned batches as a software pipeline.
+
+    Batch i+1 is launched before batch i's outputs are collected on the host, so on a GPU the
+    device-to-host copies (into alternating pinned slots, see :class:`HostSlots`) and the host
+    work of the collector overlap the next forward. On CPU outputs are used in place.
+
+    Args:
+        runner: the model runner.
+        stage: copy outputs through the host slots (default: on CUDA only).
+        pin: page-lock the slots (default: on CUDA only).
+    """
+
+    def __init__(self, runner: TransformerRunner, *, stage: bool | None = None, pin: bool | None = None) -> None:
+        cuda = runner.device.type == "cuda"
+        self.runner = runner
+        self.stage = cuda if stage is None else stage
+        self.pin = cuda if pin is None else pin
+        self._lock = threading.Lock()
+        self._free: list[HostSlots] = []
+
+    def run(
+        self,
+        ids: Sequence[Sequence[int]],
+        project: Project,
+        collect: Collect,
+        token_types: Sequence[Sequence[int]] | None = None,
+    ) -> None:
+        """Forward every batch of ``ids`` through ``project`` and hand each to ``collect``."""
+        pending: StagedBatch | None = None
+        with self._lock:
+            # Concurrent callers each get their own buffers (the forward lock serialises them anyway).
+            slots = self._free.pop() if self._free else HostSlots(pin=self.pin)
+        try:
+            for step, positions in enumerate(self.runner.batches(ids)):
+                staged = self._launch(ids, token_types, positions, project, slots, step % 2)
+                if pending is not None:
+                    self._finish(pending, collect)
+                pending = staged
+            if pending is not None:
+                self._finish(pending, collect)
+        finally:
+            with self._lock:
+                self._free.append(slots)
+
+    def _launch(
+        self,
+        ids: Sequence[Sequence[int]],
+        token_types: Sequence[Sequence[int]] | None,
+        positions: list[int],
+        project: Project,
+        slots: HostSlots,
+        slot: int,
+    ) -> StagedBatch:
+        import torch
+
+        runner = self.runner
+        batch_ids = [list(ids[i]) for i in positions]
+        types = [token_types[i] for i in positions] if token_types is not None else None
+        inputs = runner.collate(batch_ids, types)
+        batch = StagedBatch(positions=positions, ids=batch_ids, staged=self.stage)
+        with torch.inference_mode():
+            tensors = project(runner.forward(inputs), inputs, batch_ids)
+            for name, t in tensors.items():
+                batch.outputs[name] = slots.copy(t, slot, name) if self.stage else t
+            if runner.device.type == "cuda":
+                batch.event = torch.cuda.Event()  # type: ignore[no-untyped-call]
+                batch.event.record()
+        return batch
+
+    @staticmethod
+    def _finish(batch: StagedBatch, collect: Collect) -> None:
+        if batch.event is not None:
+            batch.event.synchronize()
+        collect(batch)
+
+
+class RunnerModel:
+    """Properties every model class built on a :class:`TransformerRunner` shares."""
+
+    _runner: TransformerRunner
+    model_name: str
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The underlying transformers module."""
+        return self._runner.model
+
+    @property
+    def tokenizer(self) -> Any:
+        """The Hugging Face fast tokenizer."""
+        return self._runner.hf_tokenizer
+
+    @property
+    def max_length(self) -> int:
+        """Token cap per input."""
+        return self._runner.max_length
+
+    @property
+    def device(self) -> str:
+        """The torch device the model runs on."""
+        return str(self._runner.device)
+
+    @property
+    def dtype(self) -> str:
+        """The compute dtype of the transformer."""
+        return str(self._runner.dtype).removeprefix("torch.")
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Number of tokens of each text after truncation (including special tokens)."""
+        return self._runner.count_tokens(check_texts(texts))
+
+
+class EncoderModel(RunnerModel):
+    """:class:`RunnerModel` plus the dense vector size (embedding models)."""
+
+    @property
+    def dim(self) -> int:
+        """Size of the dense vectors."""
+        return self._runner.hidden_size

@@ -756,11 +756,11 @@ def rerank_batch(reranker: RerankerLike, queries: Sequence[str], results: Sequen
 
 
 def _reorder(hits: list[Hit], scores: np.ndarray) -> list[Hit]:
-    order = np.argsort(-scores, kind="stable")
+    from bge_core.ranking import top_n_order
+
     out = []
-    for i in order:
-        h = hits[int(i)]
-        s = float(scores[int(i)])
+    for i in top_n_order(scores):
+        h, s = hits[i], float(scores[i])
         out.append(Hit(h.id, s, h.text, h.metadata, {**h.scores, "rerank": s}))
     return out
 

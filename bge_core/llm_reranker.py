@@ -178,15 +178,13 @@ def reranker_class(cls: type[Reranker], model: str | os.PathLike[str], kind: str
         return cls
     if kind is None or kind == "auto":
         kind = _auto_kind(os.fspath(model))
-    classes: dict[str, type[Reranker]] = {
-        "reranker": Reranker,
-        "llm-reranker": LLMReranker,
-        "layerwise-reranker": LayerwiseLLMReranker,
-        "lightweight-reranker": LightweightLLMReranker,
-    }
+    from bge_core.kinds import KINDS  # the one registry of model kinds and their classes
+
+    classes = {name: entry for name, entry in KINDS.items() if entry.role == "rerank"}
     if kind not in classes:
         raise RerankerKindError(f"unknown reranker kind {kind!r}; use 'auto' or one of {', '.join(map(repr, classes))}")
-    return classes[kind]
+    chosen: type[Reranker] = classes[kind].model_class()
+    return chosen
 
 
 def _auto_kind(name: str) -> RerankerKind:

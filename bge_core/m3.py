@@ -5,14 +5,18 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bge_core.encoder_base import TransformerRunner, check_texts
+from bge_core.encoder_base import (
+    EncoderModel,
+    StagedBatch,
+    TransformerRunner,
+    check_texts,
+)
+from bge_core.kinds import ModelSpec
 from bge_core.loading import load_head_state_dict
 from bge_core.scoring import dense_score, lexical_score, maxsim
 from bge_core.types import FloatArray, M3Output, SparseVector
@@ -21,48 +25,6 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["BGEM3Encoder", "M3Scores"]
-
-
-class _PinnedSlots:
-    """Reusable page-locked host buffers for asynchronous device-to-host copies.
-
-    Allocating pinned memory is slow (it dominated GPU encode time when done per batch), so
-    each (slot, output) keeps a buffer that only grows. Two slots alternate: batch i is being
-    unpacked from one while batch i+1 is copied into the other.
-    """
-
-    def __init__(self) -> None:
-        self._buffers: dict[tuple[int, str], torch.Tensor] = {}
-        self._lock = threading.Lock()
-
-    def copy(self, t: torch.Tensor, slot: int, name: str) -> torch.Tensor:
-        """Start copying ``t`` to the host; returns a view valid until the slot is reused."""
-        import torch
-
-        if t.device.type == "cpu":
-            return t
-        nbytes = t.numel() * t.element_size()
-        with self._lock:
-            buf = self._buffers.get((slot, name))
-            if buf is None or buf.numel() < nbytes:
-                buf = torch.empty(max(nbytes, 1 << 20), dtype=torch.uint8, pin_memory=True)
-                self._buffers[(slot, name)] = buf
-        host = buf[:nbytes].view(t.dtype).view(t.shape)
-        return host.copy_(t, non_blocking=True)
-
-
-@dataclass
-class _Staged:
-    """Host-side tensors of a launched batch (valid after ``event`` completes)."""
-
-    batch_idx: list[int]
-    batch_ids: list[list[int]]
-    lengths: list[int]
-    dense: torch.Tensor | None = None
-    sparse: torch.Tensor | None = None
-    colbert: torch.Tensor | None = None
-    event: Any = None
-    pinned: bool = False
 
 
 class _Collector:
@@ -77,12 +39,13 @@ class _Collector:
     def output(self) -> M3Output:
         return M3Output(dense=self.dense, sparse=self.sparse, colbert=self.colbert)
 
+
 logger = logging.getLogger(__name__)
 
 M3Scores = dict[str, list[float]]
 
 
-class BGEM3Encoder:
+class BGEM3Encoder(EncoderModel):
     """BGE-M3 encoder: ``encode`` computes any of dense / sparse / ColBERT in ONE forward pass.
 
     Args:
@@ -96,6 +59,9 @@ class BGEM3Encoder:
         max_batch_tokens: most padded tokens per forward pass (bounds memory).
         sparse / colbert: set to ``False`` to load a checkpoint without that head; the
             output can then not be requested.
+        normalize: L2-normalise the dense vectors (BGE-M3's recipe; default ``True``).
+        query_instruction / text_instruction: BGE-M3 uses no instruction; accepted empty (so
+            that every embedding model takes the same options) and refused otherwise.
     """
 
     def __init__(
@@ -109,8 +75,20 @@ class BGEM3Encoder:
         max_batch_tokens: int | None = None,
         sparse: bool = True,
         colbert: bool = True,
+        normalize: bool = True,
+        query_instruction: str | None = None,
+        text_instruction: str | None = None,
     ) -> None:
-
+        if query_instruction or text_instruction:
+            raise ValueError(
+                f"{os.fspath(model)} is a BGE-M3 model, which uses no query instruction; drop "
+                "query_instruction / text_instruction (or use a v1.5 dense model)"
+            )
+        self.load_spec = ModelSpec.create(
+            model, "m3", device=device, dtype=dtype, max_length=max_length, batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens, sparse=sparse, colbert=colbert, normalize=normalize,
+        )
+        self.normalize = normalize
         self._runner = TransformerRunner(
             model,
             auto_class="AutoModel",
@@ -128,11 +106,7 @@ class BGEM3Encoder:
             self._colbert_head = self._load_head("colbert_linear", hidden)
         if sparse:
             self._sparse_head = self._load_head("sparse_linear", hidden)
-        tok = self._runner.hf_tokenizer
-        self._slots_lock = threading.Lock()
-        self._free_slots: list[_PinnedSlots] = []
-        unused = {tok.cls_token_id, tok.eos_token_id, tok.pad_token_id, tok.unk_token_id}
-        self._unused_ids = np.array(sorted(i for i in unused if i is not None), dtype=np.int64)
+        self._unused_ids = np.array(self._runner.special_token_ids(), dtype=np.int64)
 
     def _load_head(self, name: str, hidden: int) -> torch.nn.Linear:
         """Load a head; it runs in float32 on fp32 models and in the model's dtype otherwise
@@ -151,29 +125,9 @@ class BGEM3Encoder:
 
     # -- properties ------------------------------------------------------------------------
     @property
-    def model(self) -> torch.nn.Module:
-        """The underlying transformers module (XLM-RoBERTa for BGE-M3)."""
-        return self._runner.model
-
-    @property
-    def tokenizer(self) -> Any:
-        """The Hugging Face fast tokenizer."""
-        return self._runner.hf_tokenizer
-
-    @property
-    def dim(self) -> int:
-        """Size of the dense vectors."""
-        return self._runner.hidden_size
-
-    @property
     def colbert_dim(self) -> int:
         """Size of each ColBERT token vector (0 when the head is not loaded)."""
         return 0 if self._colbert_head is None else int(self._colbert_head.out_features)
-
-    @property
-    def max_length(self) -> int:
-        """Token cap per text."""
-        return self._runner.max_length
 
     @property
     def supports_sparse(self) -> bool:
@@ -184,20 +138,6 @@ class BGEM3Encoder:
     def supports_colbert(self) -> bool:
         """Whether the ColBERT head is loaded."""
         return self._colbert_head is not None
-
-    @property
-    def device(self) -> str:
-        """The torch device the model runs on."""
-        return str(self._runner.device)
-
-    @property
-    def dtype(self) -> str:
-        """The compute dtype of the transformer (heads always run in float32)."""
-        return str(self._runner.dtype).removeprefix("torch.")
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Number of tokens of each text after truncation (including special tokens)."""
-        return self._runner.count_tokens(check_texts(texts))
 
     # -- encoding --------------------------------------------------------------------------
     def encode(
@@ -275,92 +215,68 @@ class BGEM3Encoder:
     def _encode_ids(
         self, ids: list[list[int]], *, dense: bool, sparse: bool, colbert: bool
     ) -> M3Output:
-        n = len(ids)
-        result = _Collector(n, self.dim, self.colbert_dim, dense=dense, sparse=sparse, colbert=colbert)
-        # Software pipeline: batch i+1 is launched before batch i's outputs are unpacked on
-        # the host, so on a GPU the device-to-host copies and the numpy work overlap compute.
-        pending: _Staged | None = None
-        with self._slots_lock:
-            # Concurrent callers each get their own buffers (rare; the forward lock serialises them anyway).
-            slots = self._free_slots.pop() if self._free_slots else _PinnedSlots()
-        try:
-            for step, batch_idx in enumerate(self._runner.batches(ids)):
-                staged = self._launch([ids[i] for i in batch_idx], batch_idx, dense, sparse, colbert, slots, step % 2)
-                if pending is not None:
-                    self._unpack(pending, result)
-                pending = staged
-            if pending is not None:
-                self._unpack(pending, result)
-        finally:
-            with self._slots_lock:
-                self._free_slots.append(slots)
+        result = _Collector(len(ids), self.dim, self.colbert_dim, dense=dense, sparse=sparse, colbert=colbert)
+
+        def project(out: Any, inputs: dict[str, torch.Tensor], batch_ids: list[list[int]]) -> dict[str, torch.Tensor]:
+            return self._heads(out.last_hidden_state, batch_ids, dense=dense, sparse=sparse, colbert=colbert)
+
+        self._runner.executor.run(ids, project, lambda batch: self._collect(batch, result))
         return result.output()
 
-    def _launch(
-        self,
-        batch_ids: list[list[int]],
-        batch_idx: list[int],
-        dense: bool,
-        sparse: bool,
-        colbert: bool,
-        slots: _PinnedSlots,
-        slot: int,
-    ) -> _Staged:
+    def _heads(
+        self, hidden: torch.Tensor, batch_ids: list[list[int]], *, dense: bool, sparse: bool, colbert: bool
+    ) -> dict[str, torch.Tensor]:
+        """The M3 heads on one batch's token states (device tensors, unpacked by :meth:`_collect`)."""
         import torch
 
         runner = self._runner
-        inputs = runner.collate(batch_ids)
-        lengths = [len(x) for x in batch_ids]
-        staged = _Staged(batch_idx=batch_idx, batch_ids=batch_ids, lengths=lengths, pinned=runner.device.type == "cuda")
-        with torch.inference_mode():
-            hidden = runner.forward(inputs).last_hidden_state
-            if dense:
-                staged.dense = slots.copy(torch.nn.functional.normalize(hidden[:, 0].float(), dim=-1), slot, "dense")
-            if sparse:
-                assert self._sparse_head is not None
-                head = self._sparse_head
-                weights = torch.relu(head(hidden.to(head.weight.dtype))).squeeze(-1).float()
-                staged.sparse = slots.copy(weights, slot, "sparse")
-            if colbert:
-                assert self._colbert_head is not None
-                head = self._colbert_head
-                # Only the kept token vectors (all but CLS, no padding) are projected and leave
-                # the device, packed; the gather index is built on the host (no device sync).
-                width = hidden.shape[1]
-                rows = np.concatenate([r * width + np.arange(1, n) for r, n in enumerate(lengths)])
-                gather = torch.from_numpy(rows).to(runner.device, non_blocking=True)
-                tokens = hidden.reshape(-1, hidden.shape[-1]).index_select(0, gather)
-                vecs = torch.nn.functional.normalize(head(tokens.to(head.weight.dtype)).float(), dim=-1)
-                if runner.device.type != "cpu" and runner.dtype != torch.float32:
-                    # Unit vectors cross the bus as fp16 (half the bytes, ~5e-4 error, below the
-                    # half-precision model's own); the host widens them to float32.
-                    vecs = vecs.half()
-                staged.colbert = slots.copy(vecs, slot, "colbert")
-            if runner.device.type == "cuda":
-                staged.event = torch.cuda.Event()  # type: ignore[no-untyped-call]
-                staged.event.record()
-        return staged
+        out: dict[str, torch.Tensor] = {}
+        if dense:
+            cls = hidden[:, 0].float()
+            out["dense"] = torch.nn.functional.normalize(cls, dim=-1) if self.normalize else cls
+        if sparse:
+            assert self._sparse_head is not None
+            head = self._sparse_head
+            out["sparse"] = torch.relu(head(hidden.to(head.weight.dtype))).squeeze(-1).float()
+        if colbert:
+            assert self._colbert_head is not None
+            head = self._colbert_head
+            # Only the kept token vectors (all but CLS, no padding) are projected and leave
+            # the device, packed; the gather index is built on the host (no device sync).
+            width = hidden.shape[1]
+            rows = np.concatenate([r * width + np.arange(1, len(x)) for r, x in enumerate(batch_ids)])
+            gather = torch.from_numpy(rows).to(runner.device, non_blocking=True)
+            tokens = hidden.reshape(-1, hidden.shape[-1]).index_select(0, gather)
+            vecs = torch.nn.functional.normalize(head(tokens.to(head.weight.dtype)).float(), dim=-1)
+            if runner.device.type != "cpu" and runner.dtype != torch.float32:
+                # Unit vectors cross the bus as fp16 (half the bytes, ~5e-4 error, below the
+                # half-precision model's own); the host widens them to float32.
+                vecs = vecs.half()
+            out["colbert"] = vecs
+        return out
 
-    def _unpack(self, staged: _Staged, result: _Collector) -> None:
+    def _collect(self, batch: StagedBatch, result: _Collector) -> None:
         import torch
 
-        if staged.event is not None:
-            staged.event.synchronize()
-        idx = staged.batch_idx
-        if staged.dense is not None and result.dense is not None:
-            result.dense[idx] = staged.dense.numpy()
-        if staged.sparse is not None:
-            w_np = staged.sparse.numpy()
+        idx = batch.positions
+        lengths = [len(x) for x in batch.ids]
+        outputs = batch.outputs
+        if "dense" in outputs and result.dense is not None:
+            result.dense[idx] = outputs["dense"].numpy()
+        if "sparse" in outputs:
+            w_np = outputs["sparse"].numpy()
             for row, i in enumerate(idx):
-                result.sparse[i] = self._lexical(staged.batch_ids[row], w_np[row, : staged.lengths[row]])
-        if staged.colbert is not None:
-            host = staged.colbert
-            if staged.pinned:
-                # The pinned buffer is reused two batches later: copy out (torch's CPU kernels
-                # are multi-threaded, numpy's copy is not), widening fp16 to float32 on the way.
-                host = host.float() if host.dtype != torch.float32 else host.clone()
+                result.sparse[i] = self._lexical(batch.ids[row], w_np[row, : lengths[row]])
+        if "colbert" in outputs:
+            host = outputs["colbert"]
+            if host.dtype != torch.float32:
+                host = host.float()
+            elif batch.staged:
+                # The staged buffer is reused two batches later: copy out (torch's CPU kernels
+                # are multi-threaded, numpy's copy is not).
+                host = host.clone()
             packed = host.numpy()
-            bounds = np.cumsum([n - 1 for n in staged.lengths])[:-1]
+            bounds = np.cumsum([n - 1 for n in lengths])[:-1]
             for i, part in zip(idx, np.split(packed, bounds)):
                 result.colbert[i] = part
 

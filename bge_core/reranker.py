@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bge_core.encoder_base import TransformerRunner, check_texts
+from bge_core.encoder_base import (
+    RunnerModel,
+    StagedBatch,
+    TransformerRunner,
+    check_texts,
+)
+from bge_core.kinds import ModelSpec
+from bge_core.ranking import top_n_order
 from bge_core.types import FloatArray, RerankResult
 
 if TYPE_CHECKING:
@@ -17,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["Reranker"]
 
 
-class Reranker:
+class Reranker(RunnerModel):
     """Cross-encoder reranker: one relevance logit per (query, passage) pair.
 
     Truncation follows FlagReranker >= 1.3: the query is cut to ``query_max_length`` tokens
@@ -46,6 +53,10 @@ class Reranker:
         kind: str | None = None,
     ) -> None:
         self.model_name = os.fspath(model)
+        self.load_spec = ModelSpec.create(
+            model, "reranker", device=device, dtype=dtype, max_length=max_length,
+            query_max_length=query_max_length, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
+        )
         self._runner = TransformerRunner(
             model,
             auto_class="AutoModelForSequenceClassification",
@@ -56,22 +67,9 @@ class Reranker:
             max_batch_tokens=max_batch_tokens,
         )
         self.query_max_length = query_max_length or self._runner.max_length * 3 // 4
-        from tokenizers import Tokenizer
-
         # Pieces are tokenised without special tokens; the pair template is applied by hand.
-        self._plain: Tokenizer = Tokenizer.from_str(self._runner._tokenizer.to_str())
-        self._plain.no_truncation()
+        self._plain = self._runner.plain_tokenizer()
         self._n_special = int(self._runner.hf_tokenizer.num_special_tokens_to_add(pair=True))
-
-    @property
-    def model(self) -> torch.nn.Module:
-        """The underlying transformers sequence-classification module."""
-        return self._runner.model
-
-    @property
-    def max_length(self) -> int:
-        """Token cap per (query, passage) pair."""
-        return self._runner.max_length
 
     def _pair_ids(self, queries: list[str], passages: list[str]) -> tuple[list[list[int]], list[list[int]]]:
         q_enc = self._plain.encode_batch(queries, add_special_tokens=False)
@@ -108,13 +106,14 @@ class Reranker:
         if not pair_list:
             return out
         ids, types = self._pair_ids(queries, passages)
-        for batch_idx in self._runner.batches(ids):
-            inputs = self._runner.collate(
-                [ids[i] for i in batch_idx],
-                [types[i] for i in batch_idx] if self._runner.uses_token_type else None,
-            )
-            logits = self._runner.forward(inputs).logits.float().view(-1)
-            out[batch_idx] = logits.cpu().numpy()
+
+        def project(result: Any, inputs: dict[str, torch.Tensor], batch_ids: list[list[int]]) -> dict[str, torch.Tensor]:
+            return {"score": result.logits.float().view(-1)}
+
+        def collect(batch: StagedBatch) -> None:
+            out[batch.positions] = batch.outputs["score"].numpy()
+
+        self._runner.executor.run(ids, project, collect, types if self._runner.uses_token_type else None)
         if normalize:
             out = (1.0 / (1.0 + np.exp(-out.astype(np.float64)))).astype(np.float32)
         return out
@@ -127,10 +126,7 @@ class Reranker:
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         docs = check_texts(documents, "documents")
         scores = self.score([(query, d) for d in docs], normalize=normalize)
-        order = np.argsort(-scores, kind="stable")
-        if top_k is not None:
-            order = order[:top_k]
-        return [RerankResult(index=int(i), score=float(scores[i]), text=docs[i]) for i in order]
+        return [RerankResult(index=i, score=float(scores[i]), text=docs[i]) for i in top_n_order(scores, top_k)]
 
     def __repr__(self) -> str:
         return f"Reranker(model={self.model_name!r}, max_length={self.max_length})"

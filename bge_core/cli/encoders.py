@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from bge_core.errors import BGEError
-from bge_core.loading import resolve_model_dir
-from bge_core.models import model_info
+from bge_core.holder import ModelHolder
+from bge_core.kinds import HEAD_FILES, detect_kind
 
 # Settings (what an index records, and their checks) live in bge_core.settings.
 from bge_core.settings import (
@@ -38,41 +38,25 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Files whose presence marks a BGE-M3 checkpoint (sparse and ColBERT heads).
-HEAD_FILES = ("colbert_linear.pt", "sparse_linear.pt", "colbert_linear.safetensors", "sparse_linear.safetensors")
-
-
-def _has_heads(folder: Path) -> bool:
-    return any((folder / name).is_file() for name in HEAD_FILES)
 
 
 def model_kind(name: str) -> Kind:
-    """``"m3"`` for a folder with M3 head files or a known M3 id, else ``"dense"``.
+    """``"m3"`` or ``"dense"``: what :func:`bge_core.kinds.detect_kind` says ``name`` is.
 
-    An unknown hub id is resolved (cache, then hub) to look at its files; a reranker is refused.
+    A reranker (or any model that does not embed) is refused with a message saying how to use it.
     """
-    info = model_info(name)
-    if info is not None and info.kind == "reranker":
-        raise BGEError(f"{name} is a reranker (cross-encoder): use it with --rerank, and an embedding model for --model")
-    folder = Path(name).expanduser()
-    if folder.is_dir():
-        return "m3" if _has_heads(folder) else "dense"
-    if info is not None:
-        return "m3" if info.kind == "m3" else "dense"
-    return "m3" if _has_heads(resolve_model_dir(name)) else "dense"
+    kind = detect_kind(name, role="embed").name
+    if kind not in ("m3", "dense"):  # pragma: no cover - a registered embedding kind the CLI does not know
+        raise BGEError(f"{name} is a {kind} model; bge index/search support BGE-M3 and dense models")
+    return "m3" if kind == "m3" else "dense"
 
 
 def load_encoder(name: str, *, device: str = "auto", dtype: str = "auto", batch_size: int = 32) -> Any:
-    """Load ``name`` as a ``BGEM3Encoder`` (M3 checkpoints) or a ``DenseEncoder`` (anything else)."""
+    """Load ``name`` as a ``BGEM3Encoder`` (M3 checkpoints) or a ``DenseEncoder`` (anything else),
+    through the shared model holder (so a model already loaded with these options is reused)."""
     kind = model_kind(name)
     logger.info("loading %s as a %s model", name, "BGE-M3" if kind == "m3" else "dense")
-    if kind == "m3":
-        from bge_core.m3 import BGEM3Encoder
-
-        return BGEM3Encoder(name, device=device, dtype=dtype, batch_size=batch_size)
-    from bge_core.dense import DenseEncoder
-
-    return DenseEncoder(name, device=device, dtype=dtype, batch_size=batch_size)
+    return ModelHolder(name, kind=kind, device=device, dtype=dtype, batch_size=batch_size).get()
 
 
 class CountingEncoder:

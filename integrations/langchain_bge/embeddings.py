@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.embeddings import Embeddings
 
-from langchain_bge.lazy_models import EncoderKind, LazyEncoder, encoder_holder
+from bge_core.async_batching import DynamicBatcher
+from bge_core.holder import ModelHolder, as_holder
 
 if TYPE_CHECKING:
     from bge_core.index import IndexEncoder
@@ -38,7 +38,28 @@ def check_query(text: object) -> str:
     return text
 
 
-def dense_vectors(holder: LazyEncoder, texts: list[str], *, query: bool) -> FloatArray:
+EncoderKind = Literal["auto", "m3", "dense"]
+
+
+def embedding_holder(
+    model: str | os.PathLike[str] | None, encoder: Any, *, kind: str = "auto", **options: Any
+) -> ModelHolder:
+    """The holder of a LangChain wrapper: ``encoder`` (a loaded encoder, another wrapper or a
+    holder, shared) or ``model`` (loaded lazily; default ``BAAI/bge-m3``)."""
+    if encoder is not None and model is not None:
+        raise ValueError("pass either model or encoder, not both")
+    if encoder is not None and not isinstance(encoder, ModelHolder) and getattr(encoder, "encoder_holder", None) is None:
+        if isinstance(encoder, (str, os.PathLike)):
+            raise TypeError("encoder= takes a loaded encoder or wrapper; pass a model name as model=")
+        if not callable(getattr(encoder, "encode_outputs", None)):
+            raise TypeError(
+                "encoder must be a BGEM3Encoder or DenseEncoder (or one of our LangChain wrappers), "
+                f"got {type(encoder).__name__}"
+            )
+    return as_holder(encoder if encoder is not None else model, default="BAAI/bge-m3", kind=kind, role="embed", **options)
+
+
+def dense_vectors(holder: ModelHolder, texts: list[str], *, query: bool) -> FloatArray:
     """Dense vectors of ``texts``; an M3 encoder goes through the shared one-pass cache, so a
     sparse wrapper of the same encoder is then served without a second forward pass."""
     enc = holder.get()
@@ -85,14 +106,11 @@ class BGEEmbeddings(Embeddings):
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.encoder_holder: LazyEncoder = encoder_holder(
-            model,
-            encoder,
-            default="BAAI/bge-m3",
-            kind=kind,
-            query_instruction=query_instruction,
-            options={"device": device, "dtype": dtype, "batch_size": batch_size, "max_length": max_length},
+        self.encoder_holder: ModelHolder = embedding_holder(
+            model, encoder, kind=kind, query_instruction=query_instruction,
+            device=device, dtype=dtype, batch_size=batch_size, max_length=max_length,
         )
+        self._batcher: DynamicBatcher[list[float]] = DynamicBatcher(self._rows)
 
     @property
     def model_name(self) -> str:
@@ -102,7 +120,8 @@ class BGEEmbeddings(Embeddings):
     @property
     def encoder(self) -> IndexEncoder:
         """The underlying bge_core encoder (loads the model on first access)."""
-        return self.encoder_holder.get()
+        enc: IndexEncoder = self.encoder_holder.get()
+        return enc
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (no instruction): one ``dim``-sized list of floats per text."""
@@ -117,13 +136,18 @@ class BGEEmbeddings(Embeddings):
         vector: list[float] = dense_vectors(self.encoder_holder, [check_query(text)], query=True)[0].tolist()
         return vector
 
+    def _rows(self, texts: list[str], query: bool) -> list[list[float]]:
+        rows: list[list[float]] = dense_vectors(self.encoder_holder, texts, query=query).tolist()
+        return rows
+
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        """:meth:`embed_documents` on a worker thread (does not block the event loop)."""
-        return await asyncio.to_thread(self.embed_documents, texts)
+        """:meth:`embed_documents` on a worker thread; concurrent calls are batched together
+        (requests arriving while a forward runs join the next one)."""
+        return await self._batcher.submit(check_texts(texts), query=False)
 
     async def aembed_query(self, text: str) -> list[float]:
-        """:meth:`embed_query` on a worker thread (does not block the event loop)."""
-        return await asyncio.to_thread(self.embed_query, text)
+        """:meth:`embed_query` on a worker thread, batched with concurrent calls."""
+        return (await self._batcher.submit([check_query(text)], query=True))[0]
 
     def __repr__(self) -> str:
         return f"BGEEmbeddings({self.encoder_holder!r})"

@@ -7,12 +7,13 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from langchain_bge.lazy_models import LazyEncoder, LazyReranker, encoder_holder
+from bge_core.holder import ModelHolder
+from bge_core.ranking import colbert_scores, top_n_order
+from langchain_bge.embeddings import embedding_holder
 
 __all__ = ["SCORE_KEY", "BGEColBERTRerank", "BGERerank"]
 
@@ -34,14 +35,16 @@ def _ranked(
     docs: list[Document], scores: Sequence[float], top_n: int | None, keys: tuple[str, ...]
 ) -> list[Document]:
     """Documents best first (ties keep input order), with their score under ``keys``."""
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    if top_n is not None:
-        order = order[:top_n]
     out = []
-    for i in order.tolist():
+    for i in top_n_order(scores, top_n):
         doc, score = docs[i], float(scores[i])
         out.append(Document(page_content=doc.page_content, metadata={**doc.metadata, **dict.fromkeys(keys, score)}, id=doc.id))
     return out
+
+
+def _without(state: dict[Any, Any], field: str) -> dict[Any, Any]:
+    """A pydantic pickle state with the model-object ``field`` cleared."""
+    return {**state, "__dict__": {**state["__dict__"], field: None}}
 
 
 class BGERerank(BaseDocumentCompressor):
@@ -71,7 +74,7 @@ class BGERerank(BaseDocumentCompressor):
     batch_size: int = Field(default=32, ge=1)
     max_length: int = Field(default=512, ge=2)
 
-    _holder: LazyReranker = PrivateAttr()
+    _holder: ModelHolder = PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
         """Set up the lazy reranker (nothing is loaded here)."""
@@ -80,11 +83,29 @@ class BGERerank(BaseDocumentCompressor):
         if isinstance(self.reranker, BGERerank):
             self._holder = self.reranker._holder
             return
-        self._holder = LazyReranker(
-            None if self.reranker is not None else os.fspath(self.model or "BAAI/bge-reranker-v2-m3"),
-            reranker=self.reranker,
-            options={"device": self.device, "dtype": self.dtype, "batch_size": self.batch_size, "max_length": self.max_length},
+        if isinstance(self.reranker, ModelHolder):
+            self._holder = self.reranker
+            return
+        if self.reranker is not None:
+            if not callable(getattr(self.reranker, "score", None)):
+                raise TypeError(
+                    f"reranker must have a score(pairs) method (bge_core.Reranker), got {type(self.reranker).__name__}"
+                )
+            self._holder = ModelHolder(obj=self.reranker)
+            return
+        self._holder = ModelHolder(
+            os.fspath(self.model or "BAAI/bge-reranker-v2-m3"), role="rerank",
+            device=self.device, dtype=self.dtype, batch_size=self.batch_size, max_length=self.max_length,
         )
+
+    @property
+    def model_holder(self) -> ModelHolder:
+        """The shared lazy reranker holder."""
+        return self._holder
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # The holder carries the model (as its spec); the object field would drag torch along.
+        return _without(super().__getstate__(), "reranker")
 
     @property
     def cross_encoder(self) -> Any:
@@ -97,7 +118,7 @@ class BGERerank(BaseDocumentCompressor):
         if not docs:
             return []
         scores = self._holder.get().score([(query, d.page_content) for d in docs], normalize=self.normalize)
-        return [float(s) for s in np.asarray(scores).tolist()]
+        return [float(s) for s in scores]
 
     def compress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
@@ -137,39 +158,29 @@ class BGEColBERTRerank(BaseDocumentCompressor):
     dtype: str = "auto"
     batch_size: int = Field(default=32, ge=1)
 
-    _holder: LazyEncoder = PrivateAttr()
+    _holder: ModelHolder = PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
         """Set up the lazy encoder (nothing is loaded here)."""
-        self._holder = encoder_holder(
-            self.model,
-            self.encoder,
-            default="BAAI/bge-m3",
-            kind="m3",
-            options={"device": self.device, "dtype": self.dtype, "batch_size": self.batch_size},
+        self._holder = embedding_holder(
+            self.model, self.encoder, kind="m3", device=self.device, dtype=self.dtype, batch_size=self.batch_size
         )
 
     @property
-    def encoder_holder(self) -> LazyEncoder:
+    def encoder_holder(self) -> ModelHolder:
         """The shared lazy encoder (pass this wrapper as ``encoder=`` to share the model)."""
         return self._holder
 
+    def __getstate__(self) -> dict[Any, Any]:
+        # The holder carries the model (as its spec); the object field would drag torch along.
+        return _without(super().__getstate__(), "encoder")
+
     def score(self, query: str, documents: Sequence[Document]) -> list[float]:
         """ColBERT MaxSim score of each document for ``query``, in input order."""
-        from bge_core.scoring import maxsim
-
         docs = _check_inputs(documents, query)
         if not docs:
             return []
-        enc = self._holder.get()
-        if not getattr(enc, "supports_colbert", False):
-            raise ValueError(
-                f"{self._holder.model_name} has no ColBERT head: use a BGE-M3 checkpoint with "
-                "colbert_linear.pt, loaded with colbert=True"
-            )
-        q = enc.encode_outputs([query], query=True, dense=False, sparse=False, colbert=True).colbert[0]
-        d = enc.encode_outputs([x.page_content for x in docs], query=False, dense=False, sparse=False, colbert=True).colbert
-        return [maxsim(q, vecs) for vecs in d]
+        return colbert_scores(self._holder.get(), query, [x.page_content for x in docs])
 
     def compress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None

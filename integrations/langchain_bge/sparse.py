@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from langchain_bge.embeddings import check_query, check_texts
-from langchain_bge.lazy_models import LazyEncoder, encoder_holder
+from bge_core.holder import ModelHolder
+from langchain_bge.embeddings import check_query, check_texts, embedding_holder
 
 if TYPE_CHECKING:
     from bge_core.index import IndexEncoder
@@ -50,12 +50,8 @@ class BGEM3SparseBase:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.encoder_holder: LazyEncoder = encoder_holder(
-            model,
-            encoder,
-            default="BAAI/bge-m3",
-            kind="m3",
-            options={"device": device, "dtype": dtype, "batch_size": batch_size, "max_length": max_length},
+        self.encoder_holder: ModelHolder = embedding_holder(
+            model, encoder, kind="m3", device=device, dtype=dtype, batch_size=batch_size, max_length=max_length
         )
 
     @property
@@ -66,7 +62,7 @@ class BGEM3SparseBase:
     @property
     def encoder(self) -> IndexEncoder:
         """The underlying ``BGEM3Encoder`` (loads the model on first access)."""
-        enc = self.encoder_holder.get()
+        enc: IndexEncoder = self.encoder_holder.get()
         if not getattr(enc, "supports_sparse", False):
             raise ValueError(
                 f"{self.model_name} has no sparse head: sparse embeddings need a BGE-M3 checkpoint "

@@ -23,7 +23,7 @@ from typing import Any
 
 from bge_core.errors import MissingDependencyError
 from bge_core.types import SparseVector
-from llama_index_bge.encoder_ref import EncoderRef
+from bge_core.holder import ModelHolder
 from llama_index_bge.sparse import resolve_m3_ref, sparse_vectors
 
 try:
@@ -55,7 +55,7 @@ class BGEMilvusSparseFunction(BaseSparseEmbeddingFunction):
         dtype: str | None = None,
         max_length: int | None = None,
     ) -> None:
-        self.ref: EncoderRef = resolve_m3_ref(encoder, device=device, dtype=dtype, max_length=max_length)
+        self.ref: ModelHolder = resolve_m3_ref(encoder, device=device, dtype=dtype, max_length=max_length)
 
     def _dicts(self, texts: list[str], *, query: bool) -> list[dict[int, float]]:
         vecs = sparse_vectors(self.ref, texts, query=query)

@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.callbacks import CBEventType, EventPayload
+from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+from llama_index.core.instrumentation.events.rerank import (
+    ReRankEndEvent,
+    ReRankStartEvent,
+)
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from bge_core.scoring import maxsim
-from llama_index_bge.encoder_ref import EncoderRef
+from bge_core.holder import ModelHolder
+from bge_core.ranking import check_top_n, colbert_scores, top_n_order
 from llama_index_bge.nodes import with_stage_score
+from llama_index_bge.pickling import KeepsHolder
 from llama_index_bge.sparse import resolve_m3_ref
 
+dispatcher = get_dispatcher(__name__)
+
 __all__ = ["BGEColBERTRerank", "BGERerank"]
-
-
-def _check_top_n(top_n: int | None) -> None:
-    if top_n is not None and (not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1):
-        raise ValueError(f"top_n must be a positive int or None (keep all), got {top_n!r}")
 
 
 def _query_text(query_bundle: QueryBundle | None) -> str:
@@ -30,15 +34,38 @@ def _query_text(query_bundle: QueryBundle | None) -> str:
     return query_bundle.query_str
 
 
-def _ranked(nodes: list[NodeWithScore], scores: Any, stage: str, top_n: int | None) -> list[NodeWithScore]:
-    arr = np.asarray(scores, dtype=np.float64)
-    order = np.argsort(-arr, kind="stable")
-    if top_n is not None:
-        order = order[:top_n]
-    return [with_stage_score(nodes[int(i)], stage, float(arr[int(i)])) for i in order]
+def _rerank(
+    post: BGERerank | BGEColBERTRerank,
+    nodes: list[NodeWithScore],
+    query_bundle: QueryBundle | None,
+    score: Callable[[str, list[str]], Sequence[float]],
+    stage: str,
+) -> list[NodeWithScore]:
+    """Score, order and cut ``nodes``, reporting it as LlamaIndex rerankers do: the
+    instrumentation ``ReRankStartEvent`` / ``ReRankEndEvent`` and a ``RERANKING`` callback event."""
+    query = _query_text(query_bundle)
+    if not nodes:
+        return []
+    dispatcher.event(
+        ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=post.top_n or len(nodes), model_name=post.model)
+    )
+    with post.callback_manager.event(
+        CBEventType.RERANKING,
+        payload={
+            EventPayload.NODES: nodes,
+            EventPayload.MODEL_NAME: post.model,
+            EventPayload.QUERY_STR: query,
+            EventPayload.TOP_K: post.top_n,
+        },
+    ) as event:
+        scores = score(query, [n.node.get_content(metadata_mode=post.metadata_mode) for n in nodes])
+        ranked = [with_stage_score(nodes[i], stage, float(scores[i])) for i in top_n_order(scores, post.top_n)]
+        event.on_end(payload={EventPayload.NODES: ranked})
+    dispatcher.event(ReRankEndEvent(nodes=ranked))
+    return ranked
 
 
-class BGERerank(BaseNodePostprocessor):
+class BGERerank(KeepsHolder, BaseNodePostprocessor):
     """Cross-encoder rerank with a BGE reranker (``bge_core.Reranker``).
 
     Returns new ``NodeWithScore`` objects, best first, scored by the reranker (raw logits, or
@@ -60,7 +87,7 @@ class BGERerank(BaseNodePostprocessor):
     top_n: int | None = Field(default=None, description="Number of nodes to keep (None: all).")
     normalize: bool = Field(default=False, description="Apply a sigmoid to the scores.")
     metadata_mode: MetadataMode = Field(default=MetadataMode.NONE, description="Node text to score (NONE: plain text).")
-    _ref: EncoderRef = PrivateAttr()
+    _ref: ModelHolder = PrivateAttr()
 
     def __init__(
         self,
@@ -75,10 +102,16 @@ class BGERerank(BaseNodePostprocessor):
         max_length: int | None = None,
         **kwargs: Any,
     ) -> None:
-        _check_top_n(top_n)
-        if reranker is not None and not callable(getattr(reranker, "score", None)):
-            raise TypeError(f"reranker must be a bge_core.Reranker (with .score), got {type(reranker).__name__}")
-        ref = EncoderRef(model, reranker, kind="rerank", device=device, dtype=dtype, max_length=max_length)
+        check_top_n(top_n)
+        ref: ModelHolder
+        if isinstance(reranker, ModelHolder):
+            ref = reranker
+        elif reranker is not None:
+            if not callable(getattr(reranker, "score", None)):
+                raise TypeError(f"reranker must be a bge_core.Reranker (with .score), got {type(reranker).__name__}")
+            ref = ModelHolder(obj=reranker)
+        else:
+            ref = ModelHolder(model, role="rerank", device=device, dtype=dtype, max_length=max_length)
         # Pydantic fields of this class; mypy sees only the base class's synthesized __init__.
         super().__init__(model=ref.name, top_n=top_n, normalize=normalize, metadata_mode=metadata_mode, **kwargs)  # type: ignore[call-arg]
         self._ref = ref
@@ -96,12 +129,11 @@ class BGERerank(BaseNodePostprocessor):
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
-        query = _query_text(query_bundle)
-        if not nodes:
-            return []
-        texts = [n.node.get_content(metadata_mode=self.metadata_mode) for n in nodes]
-        scores = self.reranker.score([(query, t) for t in texts], normalize=self.normalize)
-        return _ranked(nodes, scores, "rerank", self.top_n)
+        def score(query: str, texts: list[str]) -> Sequence[float]:
+            scores: Sequence[float] = self.reranker.score([(query, t) for t in texts], normalize=self.normalize)
+            return scores
+
+        return _rerank(self, nodes, query_bundle, score, "rerank")
 
     async def _apostprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
@@ -109,7 +141,7 @@ class BGERerank(BaseNodePostprocessor):
         return await asyncio.to_thread(self._postprocess_nodes, nodes, query_bundle)
 
 
-class BGEColBERTRerank(BaseNodePostprocessor):
+class BGEColBERTRerank(KeepsHolder, BaseNodePostprocessor):
     """Rerank by BGE-M3 ColBERT late interaction (``bge_core.scoring.maxsim``).
 
     Encodes the query and the node texts with ``colbert=True`` and orders nodes by MaxSim.
@@ -126,7 +158,7 @@ class BGEColBERTRerank(BaseNodePostprocessor):
     model: str = Field(description="BGE-M3 model name or path.")
     top_n: int | None = Field(default=None, description="Number of nodes to keep (None: all).")
     metadata_mode: MetadataMode = Field(default=MetadataMode.NONE, description="Node text to score (NONE: plain text).")
-    _ref: EncoderRef = PrivateAttr()
+    _ref: ModelHolder = PrivateAttr()
 
     def __init__(
         self,
@@ -140,7 +172,7 @@ class BGEColBERTRerank(BaseNodePostprocessor):
         max_length: int | None = None,
         **kwargs: Any,
     ) -> None:
-        _check_top_n(top_n)
+        check_top_n(top_n)
         ref = resolve_m3_ref(encoder if encoder is not None else model, device=device, dtype=dtype, max_length=max_length)
         super().__init__(model=ref.name, top_n=top_n, metadata_mode=metadata_mode, **kwargs)  # type: ignore[call-arg]
         self._ref = ref
@@ -158,18 +190,7 @@ class BGEColBERTRerank(BaseNodePostprocessor):
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
-        query = _query_text(query_bundle)
-        if not nodes:
-            return []
-        enc = self.encoder
-        if not getattr(enc, "supports_colbert", False):
-            raise ValueError(
-                f"{self._ref.name} has no ColBERT output: use a BGE-M3 model loaded with colbert=True"
-            )
-        texts = [n.node.get_content(metadata_mode=self.metadata_mode) for n in nodes]
-        q = enc.encode_outputs([query], query=True, dense=False, sparse=False, colbert=True).colbert[0]
-        docs = enc.encode_outputs(texts, query=False, dense=False, sparse=False, colbert=True).colbert
-        return _ranked(nodes, [maxsim(q, d) for d in docs], "colbert", self.top_n)
+        return _rerank(self, nodes, query_bundle, lambda q, texts: colbert_scores(self.encoder, q, texts), "colbert")
 
     async def _apostprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None

@@ -14,8 +14,8 @@ import os
 from typing import Any
 
 from bge_core.cache import shared_cache
+from bge_core.holder import ModelHolder, as_holder
 from bge_core.types import SparseVector
-from llama_index_bge.encoder_ref import EncoderRef
 
 __all__ = ["BGEM3SparseFunction", "bge_m3_sparse_functions", "resolve_m3_ref", "sparse_vectors"]
 
@@ -24,22 +24,20 @@ BatchSparse = tuple[list[list[int]], list[list[float]]]
 
 def resolve_m3_ref(
     encoder: Any, *, device: str | None = None, dtype: str | None = None, max_length: int | None = None
-) -> EncoderRef:
-    """An :class:`EncoderRef` for a BGE-M3 model given as a name, an encoder, a
-    :class:`~llama_index_bge.BGEEmbedding` (its model is shared) or an ``EncoderRef``."""
-    if isinstance(encoder, EncoderRef):
-        return encoder
-    ref = getattr(encoder, "encoder_ref", None)
-    if isinstance(ref, EncoderRef):
-        return ref
-    if encoder is None or isinstance(encoder, (str, os.PathLike)):
-        return EncoderRef(encoder or "BAAI/bge-m3", kind="m3", device=device, dtype=dtype, max_length=max_length)
-    if not callable(getattr(encoder, "encode_outputs", None)):
+) -> ModelHolder:
+    """The :class:`~bge_core.holder.ModelHolder` of a BGE-M3 model given as a name, an encoder, a
+    :class:`~llama_index_bge.BGEEmbedding` (its model is shared) or a holder."""
+    if (
+        encoder is not None
+        and not isinstance(encoder, (str, os.PathLike, ModelHolder))
+        and getattr(encoder, "encoder_ref", None) is None
+        and not callable(getattr(encoder, "encode_outputs", None))
+    ):
         raise TypeError(f"expected a BGEM3Encoder, a model name or a BGEEmbedding, got {type(encoder).__name__}")
-    return EncoderRef(None, encoder, kind="m3")
+    return as_holder(encoder, default="BAAI/bge-m3", kind="m3", device=device, dtype=dtype, max_length=max_length)
 
 
-def sparse_vectors(ref: EncoderRef, texts: list[str], *, query: bool) -> list[SparseVector]:
+def sparse_vectors(ref: ModelHolder, texts: list[str], *, query: bool) -> list[SparseVector]:
     """Lexical weights of ``texts`` through the encoder's shared one-pass cache."""
     if isinstance(texts, str):
         raise TypeError("texts must be a list of strings; wrap it: [text]")
@@ -59,7 +57,7 @@ class BGEM3SparseFunction:
     with :func:`bge_m3_sparse_functions`.
     """
 
-    def __init__(self, ref: EncoderRef, *, query: bool) -> None:
+    def __init__(self, ref: ModelHolder, *, query: bool) -> None:
         self.ref = ref
         self.query = query
 

@@ -6,7 +6,6 @@ import asyncio
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -167,34 +166,36 @@ async def test_async_matches_sync_and_runs_off_loop(m3: Any) -> None:
     assert await emb.aembed_documents(texts) == emb.embed_documents(texts)
     assert await emb.aembed_query("gene protein") == emb.embed_query("gene protein")
 
-    class Slow:
-        """An encoder that takes 0.3 s, to check the event loop keeps running."""
+    class Blocking:
+        """An encoder that waits until the event loop has run a coroutine while it encodes:
+        it times out (and the test fails) if the call blocked the loop."""
 
-        model_name = "slow"
+        model_name = "blocking"
         dim = 4
         supports_sparse = False
 
         def __init__(self) -> None:
             self.thread: int | None = None
+            self.started = threading.Event()
+            self.release = threading.Event()
 
         def encode_outputs(self, texts: Any, **kw: Any) -> Any:
             from bge_core.types import M3Output
 
             self.thread = threading.get_ident()
-            time.sleep(0.3)
+            self.started.set()
+            if not self.release.wait(timeout=10):
+                raise TimeoutError("the event loop did not run while the encoder worked")
             return M3Output(dense=np.ones((len(texts), 4), np.float32))
 
-    slow = Slow()
-    emb2 = BGEEmbeddings(encoder=slow)
-    ticks = 0
+    blocking = Blocking()
+    emb2 = BGEEmbeddings(encoder=blocking)
 
-    async def ticker() -> None:
-        nonlocal ticks
-        for _ in range(20):
-            await asyncio.sleep(0.01)
-            ticks += 1
+    async def release_when_started() -> None:
+        while not blocking.started.is_set():
+            await asyncio.sleep(0.005)
+        blocking.release.set()
 
-    result, _ = await asyncio.gather(emb2.aembed_documents(["a", "b"]), ticker())
+    result, _ = await asyncio.gather(emb2.aembed_documents(["a", "b"]), release_when_started())
     assert result == [[1.0] * 4, [1.0] * 4]
-    assert slow.thread != threading.get_ident()
-    assert ticks >= 10
+    assert blocking.thread != threading.get_ident()

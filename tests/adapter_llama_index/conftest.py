@@ -28,9 +28,12 @@ def li_settings(m3: Any) -> Iterator[None]:
     from llama_index.core.llms import MockLLM
     from llama_index_bge import BGEEmbedding
 
+    # The private slots, so that reading them does not resolve a default (OpenAI) model.
+    saved = (Settings._llm, Settings._embed_model)
     Settings.llm = MockLLM(max_tokens=8)
     Settings.embed_model = BGEEmbedding(encoder=m3)
     yield
+    Settings._llm, Settings._embed_model = saved
 
 
 class ForwardCounter:
