@@ -22,7 +22,7 @@ __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "check_max_length",
-    "check_texts",
+    "check_unicode",
     "unpaired_surrogate",
     "value_problem",
 ]
@@ -40,10 +40,10 @@ def unpaired_surrogate(text: str) -> int | None:
     return None
 
 
-def check_texts(texts: Iterable[str], what: str = "texts") -> None:
+def check_unicode(texts: Iterable[str], what: str = "texts") -> None:
     """Raise ``ValueError`` naming the first text that holds an unpaired surrogate.
 
-    Encoders call this before tokenizing, so ``encode(["\\ud800abc"])`` fails with a message
+    Encoders call this before tokenizing (with `encoder_base.check_texts`), so ``encode(["\\ud800abc"])`` fails with a message
     that names the text and the fix instead of a ``TypeError`` from inside the tokenizer.
     """
     for i, text in enumerate(texts):

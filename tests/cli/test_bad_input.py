@@ -10,7 +10,7 @@ import pytest
 
 from bge_core.checks import (
     check_max_length,
-    check_texts,
+    check_unicode,
     unpaired_surrogate,
     value_problem,
 )
@@ -62,7 +62,7 @@ def test_bad_rows_and_names_are_skipped_with_file_and_line(kind: str, bge: Runne
 def test_checks() -> None:
     assert unpaired_surrogate("ok") is None and unpaired_surrogate("ab\ud800") == 2
     with pytest.raises(ValueError, match=r"texts\[1\] holds an unpaired surrogate .* at position 0"):
-        check_texts(["fine", "\ud800abc"])
+        check_unicode(["fine", "\ud800abc"])
     assert value_problem({"a": [1, {"b": float("nan")}]}) == "a[1].b is nan (NaN and Infinity are not JSON; use null or a string)"
     assert value_problem({"a": -(2**63)}) is None and value_problem({"a": 2**63}) is not None
     assert value_problem({"a": "x", "b": None, "c": True, "d": 1.5}) is None
