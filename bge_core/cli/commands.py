@@ -7,12 +7,15 @@ Each command returns an exit code; user errors are raised as ``BGEError`` / ``OS
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
+import os
 import re
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,7 +24,7 @@ from bge_core.cli.encoders import CountingEncoder, Kind, load_encoder, model_kin
 from bge_core.cli.ray_options import run_index_on_ray
 from bge_core.cli.stores import open_store
 from bge_core.errors import BGEError
-from bge_core.evaluation import evaluate_run, load_beir
+from bge_core.evaluation import drop_identical_ids, evaluate_run, load_beir
 from bge_core.index import MODES, Document, Mode, SearchOptions, Store, VectorIndex
 from bge_core.loading import resolve_model_dir
 from bge_core.models import KNOWN_MODELS
@@ -32,12 +35,16 @@ from bge_core.settings import (
     resolve_settings,
 )
 from bge_core.sources import (
+    SourceError,
+    SourceFile,
     SourceReport,
     find_source_files,
     iter_chunks,
     read_documents,
 )
+from bge_core.sync import ScanningStore, TrackingStore, find_stale
 from bge_core.types import Hit
+from bge_core.uris import redact_uri
 
 __all__ = [
     "DEFAULT_COLLECTION",
@@ -87,7 +94,7 @@ class _Session:
 
 
 def _where(uri: str, collection: str) -> str:
-    return f"the index {uri} (collection {collection!r})"
+    return f"the index {redact_uri(uri)} (collection {collection!r})"
 
 
 def _close_store(store: Store) -> None:
@@ -110,6 +117,8 @@ def _open_session(
     """Open the store, reconcile the options with the recorded settings, load the model."""
     uri: str = args.store
     where = _where(uri, collection)
+    local = local_store_path(uri)
+    fresh = local is not None and not local.exists()
     if args.model:
         # A model that cannot load fails before the store is opened (no folder or file left behind).
         model_kind(args.model)
@@ -124,11 +133,19 @@ def _open_session(
     store = open_store(uri, collection=collection)
     try:
         recorded = store.read_settings()
-        if recorded is None and must_exist and not args.model:
+        if recorded is None and must_exist and (not args.model or fresh):
+            if fresh and local is not None:
+                # Opening a local store creates it: remove it again, search never creates one.
+                _close_store(store)
+                _remove_store_files(local)
             raise BGEError(
-                f"{where} holds no bge index; build it first: bge index SOURCE --store {uri}"
+                (f"no index at {local}: " if fresh else "")
+                + f"{where} holds no bge index; build it first: bge index SOURCE --store {redact_uri(uri)}"
                 + (f" --collection {collection}" if collection != DEFAULT_COLLECTION else "")
             )
+        if must_exist and recorded is not None and isinstance(recorded.get("layout"), str):
+            # Searching reads either layout (bge index: chunks, bge eval: documents).
+            request = dataclasses.replace(request, layout=recorded["layout"])
         # Cheap checks (model, max tokens, ColBERT) before a model is loaded.
         model = model_to_load(request, recorded, where)
         encoder = CountingEncoder(load_encoder(model, device=args.device, dtype=args.dtype, batch_size=write_batch_size))
@@ -151,63 +168,259 @@ def _open_session(
         raise
 
 
+def local_store_path(uri: str) -> Path | None:
+    """The file or folder of a local store URI (``qdrant:./dir``, ``milvus:./x.db``), else None."""
+    scheme, sep, rest = uri.partition(":")
+    if not sep or "+" in scheme or rest.startswith("//") or not rest or rest == ":memory:":
+        return None
+    return Path(rest).expanduser()
+
+
+@contextmanager
+def _remove_if_created(uri: str) -> Iterator[None]:
+    """Remove a local store that this command created, when the command fails before writing:
+    a model that cannot load or a refused option must not leave an empty store behind."""
+    local = local_store_path(uri)
+    fresh = local is not None and not local.exists()
+    try:
+        yield
+    except BaseException:
+        if fresh and local is not None:
+            _remove_store_files(local)
+        raise
+
+
+def _remove_store_files(local: Path) -> None:
+    if local.is_dir():
+        shutil.rmtree(local, ignore_errors=True)
+    elif local.exists():
+        local.unlink(missing_ok=True)
+    for extra in local.parent.glob(f".{local.name}*"):  # Milvus Lite's lock and socket files
+        if extra.is_file():
+            extra.unlink(missing_ok=True)
+
+
 def _out(args: argparse.Namespace) -> TextIO:
     stream: TextIO = getattr(args, "stdout", None) or sys.stdout
     return stream
 
 
 # -- index -------------------------------------------------------------------------------------
-def _chunk_documents(session: _Session, sources: Sequence[str], report: SourceReport) -> Iterator[Document]:
-    files = find_source_files(sources, report)
+def _chunk_documents(
+    session: _Session, files: Sequence[SourceFile], report: SourceReport, bar: _IndexProgress
+) -> Iterator[Document]:
     tokenizer = session.encoder.tokenizer
-    docs = read_documents(files, report)
+    docs = bar.documents(read_documents(files, report), files)
     for chunk in iter_chunks(docs, tokenizer, int(session.settings["max_tokens"]), report):
+        bar.chunk()
         yield Document(chunk.text, chunk.metadata, chunk.id)
 
 
+def _looks_readable(path: Path) -> bool:
+    """A cheap look at the first bytes: readable, no NUL byte, valid UTF-8 so far."""
+    import codecs
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8192)
+    except OSError:
+        return False
+    if b"\x00" in head:
+        return False
+    try:
+        codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _preflight(files: Sequence[SourceFile], sources: Sequence[str]) -> None:
+    """Refuse, before a store is opened, SOURCEs whose every file is binary, unreadable or empty."""
+    readable = [f for f in files if _looks_readable(f.path)]
+    shown = ", ".join(str(p) for p in sources)
+    if not readable:
+        raise SourceError(
+            f"{shown}: none of the {len(files)} file(s) is readable UTF-8 text; nothing to index "
+            "(convert them to UTF-8 .txt, .md or .jsonl)"
+        )
+    if all(_is_blank(f.path) for f in readable):
+        raise SourceError(f"{shown}: every file is empty; nothing to index")
+
+
+def _is_blank(path: Path) -> bool:
+    try:
+        if path.stat().st_size > 65536:
+            return False
+        return not path.read_bytes().strip()
+    except OSError:
+        return False
+
+
+class _IndexProgress:
+    """``bge index`` progress: bytes of the SOURCE files read (so a total and the time left are
+    known up front), with documents read and chunks written alongside. Log lines printed while
+    it is shown go above it, not onto its line."""
+
+    def __init__(self, enabled: bool, total_bytes: int) -> None:
+        self._bar: Any = None
+        self.docs = 0
+        self.chunks = 0
+        self._streams: list[tuple[logging.StreamHandler[Any], Any]] = []
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(
+                total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc="indexing", dynamic_ncols=True,
+                file=sys.stderr,
+            )
+            for handler in logging.getLogger().handlers:
+                if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stderr, sys.__stderr__):
+                    self._streams.append((handler, handler.stream))
+                    handler.setStream(_TqdmStream())
+
+    def documents(self, docs: Iterator[Any], files: Sequence[SourceFile]) -> Iterator[Any]:
+        sizes = {f.path.as_posix(): _size(f.path) for f in files}
+        current: str | None = None
+        for doc in docs:
+            path = doc.where.rsplit(":", 1)[0] if doc.where not in sizes else doc.where
+            if path != current:
+                if current is not None:
+                    self._advance(sizes.pop(current, 0))
+                current = path
+            self.docs += 1
+            yield doc
+        if current is not None:
+            self._advance(sizes.pop(current, 0))
+        self._advance(sum(sizes.values()))  # files skipped whole
+
+    def chunk(self) -> None:
+        self.chunks += 1
+        if self._bar is not None and self.chunks % 64 == 1:
+            self._bar.set_postfix_str(f"{self.docs} documents, {self.chunks} chunks", refresh=False)
+
+    def _advance(self, n: int) -> None:
+        if self._bar is not None and n:
+            self._bar.set_postfix_str(f"{self.docs} documents, {self.chunks} chunks", refresh=False)
+            self._bar.update(n)
+
+    def close(self) -> None:
+        for handler, stream in self._streams:
+            handler.setStream(stream)
+        self._streams.clear()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class _TqdmStream:
+    """A stderr stand-in that prints through ``tqdm.write`` (above the bar)."""
+
+    def write(self, text: str) -> int:
+        from tqdm.auto import tqdm
+
+        if text.strip():
+            tqdm.write(text.rstrip("\n"), file=sys.stderr)
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _progress_enabled(flag: bool | None) -> bool:
+    if flag is not None:
+        return flag
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def cmd_index(args: argparse.Namespace) -> int:
-    """``bge index SOURCE...``: chunk, encode and store files; re-runs resume and skip stored chunks."""
+    """``bge index SOURCE...``: chunk, encode and store files so the index reflects them: re-runs
+    resume, skip stored chunks, and (unless ``--no-delete``) remove the chunks of files under
+    SOURCE that are gone or got shorter."""
     if getattr(args, "ray", False):  # bge index --ray: bge_core/cli/ray_options.py
         return run_index_on_ray(args)
     out = _out(args)
     report = SourceReport()
     # Fail on bad SOURCE arguments before the store is opened or a model is loaded.
-    find_source_files(args.sources, SourceReport())
-    session = _open_session(
-        args,
-        collection=args.collection,
-        layout="chunks",
-        max_tokens=args.max_tokens,
-        no_colbert=True if args.no_colbert else None,
-        write_batch_size=args.batch_size,
-    )
+    files = find_source_files(args.sources, report)
+    _preflight(files, args.sources)
+    with _remove_if_created(args.store):
+        session = _open_session(
+            args,
+            collection=args.collection,
+            layout="chunks",
+            max_tokens=args.max_tokens,
+            no_colbert=True if args.no_colbert else None,
+            write_batch_size=args.batch_size,
+        )
+    shown_store = redact_uri(args.store)
+    removed = 0
+    bar = _IndexProgress(_progress_enabled(args.progress), sum(_size(f.path) for f in files))
     try:
         session.index.ensure_collection()
         if session.recorded != session.settings:
             session.index.write_settings(session.settings)
+        tracker = TrackingStore(session.index.store)
+        session.index.store = tracker
+        session.index.show_progress = False  # the bar above counts bytes, documents and chunks
         try:
-            ids = session.index.add_documents(_chunk_documents(session, args.sources, report))
+            ids = session.index.add_documents(_chunk_documents(session, files, report, bar))
         except KeyboardInterrupt:
+            bar.close()
             print(
                 f"interrupted after encoding {session.encoder.documents_encoded} chunks; run the same command "
                 "again to finish (stored chunks are kept and skipped)",
                 file=sys.stderr,
             )
             raise
+        bar.close()
+        if not getattr(args, "no_delete", False):
+            removed = _remove_stale(tracker.inner_store, args.sources, set(ids), report)
         total = session.index.count()
     finally:
+        bar.close()
         session.close()
-    encoded = session.encoder.documents_encoded
+    counts = tracker.counts
+    counts.removed = removed
+    counts.unchanged = max(len(ids) - counts.added - counts.updated, 0)
+    skipped = f", {report.skipped_files} skipped" if report.skipped_files else ""
+    empty = f", {report.empty} empty skipped" if report.empty else ""
     print(
         f"indexed {report.documents} documents ({len(ids)} chunks, at most {session.settings['max_tokens']} tokens each) "
-        f"from {report.files} files into {args.store} (collection {args.collection!r}): "
-        f"{encoded} encoded, {len(ids) - encoded} already stored; the index holds {total} chunks",
+        f"from {report.files} files{skipped}{empty} into {shown_store} (collection {args.collection!r}): "
+        f"{counts.added} added, {counts.updated} updated, {counts.unchanged} unchanged, {counts.removed} removed; "
+        f"the index holds {total} chunks",
         file=out,
     )
+    if report.documents == 0:
+        print("bge: error: nothing was indexed: every document was skipped (see the warnings above)", file=sys.stderr)
+        return EXIT_ERROR
     if report.problems:
         print(f"bge: {len(report.problems)} input problem(s) skipped, see the warnings above", file=sys.stderr)
         return EXIT_SKIPPED_INPUT
     return EXIT_OK
+
+
+def _remove_stale(store: Store, sources: Sequence[str], produced: set[str], report: SourceReport) -> int:
+    """Delete stored chunks of files under ``sources`` that this run did not produce."""
+    if not isinstance(store, ScanningStore):
+        logger.warning("this store cannot list its rows; chunks of deleted or shortened files are kept")
+        return 0
+    covered = [os.path.abspath(Path(s).expanduser()) for s in sources]
+    stale = find_stale(store, covered, produced, report.incomplete)
+    if stale:
+        logger.info("removing %d chunks of files that are gone or shorter", len(stale))
+        store.delete(stale)
+    return len(stale)
 
 
 # -- search ------------------------------------------------------------------------------------
@@ -264,13 +477,13 @@ def _clip(text: str, width: int) -> str:
 
 def _print_table(hits: Sequence[Hit], out: TextIO) -> None:
     width = shutil.get_terminal_size((120, 24)).columns
-    id_w = min(max([len(_display_id(h)) for h in hits] + [2]), 28)
+    id_w = max([len(_display_id(h)) for h in hits] + [2])  # ids are never cut: they are what users copy
     title_w = min(max([len(str(h.metadata.get("title", ""))) for h in hits] + [5]), 28)
     snippet_w = max(width - (4 + 1 + 9 + 1 + id_w + 2 + title_w + 2), 20)
     print(f"{'rank':>4} {'score':>9} {'id':<{id_w}}  {'title':<{title_w}}  snippet", file=out)
     for rank, h in enumerate(hits, 1):
         print(
-            f"{rank:>4} {h.score:>9.4f} {_clip(_display_id(h), id_w):<{id_w}}  "
+            f"{rank:>4} {h.score:>9.4f} {_display_id(h):<{id_w}}  "
             f"{_clip(str(h.metadata.get('title', '')), title_w):<{title_w}}  {_clip(h.text, snippet_w)}",
             file=out,
         )
@@ -281,6 +494,7 @@ def _hit_json(rank: int, h: Hit) -> dict[str, Any]:
         "rank": rank,
         "score": h.score,
         "id": h.id,
+        "ref": _display_id(h),  # the id the table shows (doc_id#chunk); "id" is the stored UUID
         "doc_id": h.metadata.get("doc_id"),
         "chunk": h.metadata.get("chunk"),
         "title": h.metadata.get("title"),
@@ -379,47 +593,61 @@ def run_queries(
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """``bge eval BEIR_DIR``: index a BEIR corpus (unless stored) and report metrics per mode."""
+    """``bge eval BEIR_DIR``: index a BEIR corpus (re-encoding only documents whose text changed,
+    removing those no longer in it) and report metrics per mode."""
     out = _out(args)
     modes = _parse_modes(args.modes)
     data = load_beir(args.beir_dir, split=args.split)
     if not data.queries:
         raise BGEError(f"{args.beir_dir}: no queries of split {args.split!r} have qrels; check --split")
     collection = args.collection or _beir_collection(args.beir_dir)
-    session = _open_session(
-        args, collection=collection, layout="documents", max_tokens=None, no_colbert=None,
-        write_batch_size=args.batch_size, fixed_max_tokens=True,
-    )
+    keep_identical = bool(getattr(args, "keep_identical_ids", False))
+    with _remove_if_created(args.store):
+        session = _open_session(
+            args, collection=collection, layout="documents", max_tokens=None, no_colbert=None,
+            write_batch_size=args.batch_size, fixed_max_tokens=True,
+        )
     try:
         _check_modes(session, modes, str(session.settings["model"]))
         session.index.ensure_collection()
         if session.recorded != session.settings:
             session.index.write_settings(session.settings)
-        stored = session.index.count()
-        if stored == len(data.corpus):
-            logger.info("%s already holds the %d documents; not re-indexing", session.where, stored)
-        else:
-            docs = (
-                Document(data.doc_text(doc_id), {"doc_id": doc_id, "title": title}, doc_id)
-                for doc_id, (title, _) in data.corpus.items()
-            )
-            quiet = logging.getLogger("bge_core.encoder_base")
-            level = quiet.level
-            if not args.verbose:
-                # BEIR truncates long documents to the model's cap; say so once, not per batch.
-                quiet.setLevel(logging.ERROR)
-                logger.info("documents longer than %d tokens are truncated", session.encoder.max_length)
-            try:
-                session.index.add_documents(docs, total=len(data.corpus))
-            finally:
-                quiet.setLevel(level)
-        runs = run_queries(session.index, data.queries, modes)
+        tracker = TrackingStore(session.index.store)
+        session.index.store = tracker
+        # Every document goes through the content-hash check: stored, unchanged ones are neither
+        # encoded nor written, so a re-run reuses the index only where the corpus is the same.
+        docs = (
+            Document(data.doc_text(doc_id), {"doc_id": doc_id, "title": title}, doc_id)
+            for doc_id, (title, _) in data.corpus.items()
+        )
+        quiet = logging.getLogger("bge_core.encoder_base")
+        level = quiet.level
+        if not args.verbose:
+            # BEIR truncates long documents to the model's cap; say so once, not per batch.
+            quiet.setLevel(logging.ERROR)
+            logger.info("documents longer than %d tokens are truncated", session.encoder.max_length)
+        try:
+            ids = session.index.add_documents(docs, total=len(data.corpus))
+        finally:
+            quiet.setLevel(level)
+        session.index.store = tracker.inner_store
+        removed = _remove_missing(tracker.inner_store, set(ids))
+        counts = tracker.counts
+        logger.info(
+            "%s: %d documents encoded (%d new, %d changed), %d unchanged reused, %d no longer in the corpus removed",
+            session.where, counts.added + counts.updated, counts.added, counts.updated,
+            len(ids) - counts.added - counts.updated, removed,
+        )
+        # One more hit per query, so dropping the query's own id still leaves k=100.
+        runs = run_queries(session.index, data.queries, modes, k=100 if keep_identical else 101)
     finally:
         session.close()
-    results = {mode: evaluate_run(runs[mode], data.qrels) for mode in modes}
+    if not keep_identical:
+        runs = {mode: {q: ranked[:100] for q, ranked in drop_identical_ids(run).items()} for mode, run in runs.items()}
+    results = {mode: evaluate_run(runs[mode], data.qrels, ignore_identical_ids=not keep_identical) for mode in modes}
     print(
         f"{Path(args.beir_dir).name}: {len(data.corpus)} documents, {len(data.queries)} queries ({args.split}), "
-        f"model {session.settings['model']}, {args.store} (collection {collection!r})",
+        f"model {session.settings['model']}, {redact_uri(args.store)} (collection {collection!r})",
         file=out,
     )
     print(f"{'mode':<8}" + "".join(f"{_METRIC_LABELS[m]:>12}" for m in EVAL_METRICS), file=out)
@@ -428,6 +656,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return EXIT_OK
+
+
+def _remove_missing(store: Store, produced: set[str]) -> int:
+    """Delete stored documents of an eval collection that are no longer in the corpus."""
+    if not isinstance(store, ScanningStore):
+        return 0
+    gone = [row_id for row_id, _ in store.scan(["doc_id"]) if row_id not in produced]
+    if gone:
+        store.delete(gone)
+    return len(gone)
 
 
 # -- models ------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from bge_core.cli.commands import (
     DEFAULT_COLLECTION,
@@ -29,11 +31,14 @@ from bge_core.cli.encoders import DEFAULT_MODEL
 from bge_core.cli.ray_options import add_ray_options
 from bge_core.cli.stores import DEFAULT_STORE
 from bge_core.errors import BGEError
+from bge_core.load_report import install_load_report_filter
+from bge_core.uris import redact_secrets
 
 __all__ = ["build_parser", "main"]
 
 _LOGGERS = ("bge_core", "bge_qdrant", "bge_milvus")
 _handler: logging.Handler | None = None
+_saved_showwarning: Any = None
 
 
 def _positive(raw: str) -> int:
@@ -44,6 +49,13 @@ def _positive(raw: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {raw!r}")
     return value
+
+
+def _key_value(raw: str) -> str:
+    key, sep, _ = raw.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {raw!r} (for example --filter source=notes/a.md)")
+    return raw
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,16 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the recorded value, else the model's max length)")
     p.add_argument("--no-colbert", action="store_true", default=False, help="do not store ColBERT vectors (M3 models)")
     p.add_argument("--batch-size", type=_positive, default=32, help="chunks encoded and written per step (default 32)")
+    p.add_argument("--no-delete", "--append", dest="no_delete", action="store_true", default=False,
+                   help="keep stored chunks of files under SOURCE that are gone or got shorter (default: remove them)")
     add_ray_options(p)  # bge index --ray (bge_core/cli/ray_options.py)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", parents=[common], help="search an index", description="Search an index built by bge index.")
     p.add_argument("query", metavar="QUERY")
-    p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("-k", type=_positive, default=10, help="number of results (default 10)")
     p.add_argument("--mode", choices=["dense", "sparse", "hybrid", "colbert"], default=None,
                    help="default: hybrid for BGE-M3 indexes, dense for dense-only ones")
     p.add_argument("--rerank", metavar="MODEL", default=None, help="rerank with a cross-encoder, e.g. BAAI/bge-reranker-v2-m3")
-    p.add_argument("--filter", action="append", metavar="KEY=VALUE",
+    p.add_argument("--filter", action="append", metavar="KEY=VALUE", type=_key_value,
                    help="metadata filter (repeat; a key given twice matches any of its values)")
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     p.add_argument("--model", default=None, help="model (default: the one recorded with the index)")
@@ -100,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", default=None, help="also write the metrics as JSON to FILE")
     p.add_argument("--collection", default=None, help="collection name (default beir_<folder name>)")
     p.add_argument("--batch-size", type=_positive, default=32, help="documents encoded and written per step (default 32)")
+    p.add_argument("--keep-identical-ids", action="store_true", default=False,
+                   help="keep a retrieved document whose id equals the query id (default: dropped, as BEIR does)")
     p.set_defaults(func=cmd_eval)
 
     add_copy_command(sub)
@@ -117,7 +133,14 @@ class _QuietFilter(logging.Filter):
         return record.name.startswith(_LOGGERS) or record.levelno >= logging.CRITICAL
 
 
-class _NoTracebackFormatter(logging.Formatter):
+class _RedactingFormatter(logging.Formatter):
+    """Log lines with the credentials of store URIs (and ``token=``-like pairs) redacted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_secrets(super().format(record))
+
+
+class _NoTracebackFormatter(_RedactingFormatter):
     """Without -v: log lines without the tracebacks attached to them."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -139,11 +162,16 @@ def _setup_logging(verbosity: int) -> None:
         _handler.setFormatter(_NoTracebackFormatter("bge: %(levelname)s: %(message)s"))
         _handler.addFilter(_QuietFilter())
     else:
-        _handler.setFormatter(logging.Formatter("bge: %(levelname)s %(name)s: %(message)s"))
+        _handler.setFormatter(_RedactingFormatter("bge: %(levelname)s %(name)s: %(message)s"))
     root.addHandler(_handler)
     root.setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
     for name in _LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbosity == 1 else logging.NOTSET)
+    install_load_report_filter()  # the expected pooler-only LOAD REPORT of BGE checkpoints
+    global _saved_showwarning
+    if _saved_showwarning is None:
+        _saved_showwarning = warnings.showwarning
+        warnings.showwarning = _warning_to_log
     if verbosity < 2:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -167,11 +195,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the CLI reports every failure as one line
         if verbose:
-            traceback.print_exc()
+            print(redact_secrets(traceback.format_exc()), file=sys.stderr, end="")
         print(f"bge: error: {_describe(exc)}", file=sys.stderr)
         return EXIT_ERROR
     finally:
         sys.stdout.flush()
+        _teardown_logging()
+
+
+def _teardown_logging() -> None:
+    """Remove this call's log handler: an in-process caller (tests, notebooks) may close the
+    stream it writes to, and a handler left behind would then fail on every later record."""
+    global _handler, _saved_showwarning
+    if _handler is not None:
+        logging.getLogger().removeHandler(_handler)
+        _handler = None
+    if _saved_showwarning is not None:
+        warnings.showwarning = _saved_showwarning
+        _saved_showwarning = None
+
+
+def _warning_to_log(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    file: Any = None, line: str | None = None) -> None:
+    """Python warnings (e.g. a store client's advice) as one ``bge: WARNING:`` line, without
+    the library's file name and source line; ``-v`` adds where it came from."""
+    logging.getLogger("bge_core.cli").warning("%s", message)
+    logging.getLogger("bge_core.cli").info("(%s from %s:%d)", category.__name__, filename, lineno)
 
 
 def _describe(exc: BaseException) -> str:
@@ -183,7 +232,7 @@ def _describe(exc: BaseException) -> str:
         text = str(exc) or type(exc).__name__
     else:
         text = f"{type(exc).__name__}: {exc} (run with -v for the traceback)"
-    return " ".join(text.split())
+    return redact_secrets(" ".join(text.split()))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -38,7 +38,7 @@ import itertools
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -309,6 +309,28 @@ class MilvusStore:
     def _count(self) -> int:
         res = self.client.query(self.collection_name, filter="", output_fields=["count(*)"], **self._kw())
         return int(res[0]["count(*)"])
+
+    def scan(self, keys: Sequence[str], batch_size: int = 1000) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(id, {key: metadata value})`` of every row whose metadata has ``keys[0]`` (query iterator)."""
+        if not keys or not self.client.has_collection(self.collection_name, **self._kw()):
+            return
+        quiet = logging.getLogger("pymilvus.orm.iterator")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # Milvus Lite returns no MVCC timestamp: a harmless warning per scan
+        try:
+            it = self.client.query_iterator(
+                self.collection_name, batch_size=batch_size, filter="", output_fields=["id", "metadata"], **self._kw()
+            )
+        finally:
+            quiet.setLevel(level)
+        try:
+            while batch := it.next():
+                for row in batch:
+                    meta = row.get("metadata") or {}
+                    if keys[0] in meta:
+                        yield str(row["id"]), {k: meta.get(k) for k in keys}
+        finally:
+            it.close()
 
     def is_transient(self, exc: BaseException) -> bool:
         """Timeouts, resets, UNAVAILABLE / rate limits: see :mod:`bge_milvus.faults`."""

@@ -655,6 +655,26 @@ class EdgeStore:
         order = {i: n for n, i in enumerate(ids)}
         return sorted(out, key=lambda r: order[r.id])
 
+    def scan(self, keys: Sequence[str], batch_size: int = _SCROLL_PAGE) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(id, {key: metadata value})`` of every point whose metadata has ``keys[0]``
+        (``bge index`` uses it to find chunks of deleted or shortened files)."""
+        qe = require_edge()
+        shard = self._open(None)
+        if not keys or shard is None:
+            return
+        cursor: Any = None
+        while True:
+            with self._engine("reading points"):
+                points, cursor = shard.scroll(
+                    qe.ScrollRequest(offset=cursor, limit=batch_size, with_payload=[METADATA_KEY], with_vector=False)
+                )
+            for p in points:
+                meta = (p.payload or {}).get(METADATA_KEY) or {}
+                if keys[0] in meta:
+                    yield str(p.id), {k: meta.get(k) for k in keys}
+            if cursor is None:
+                return
+
     def iter_records(self, batch_size: int = _SCROLL_PAGE) -> Iterator[Record]:
         """Every stored record with its vectors, in id order."""
         cursor: str | None = None

@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 from bge_core.index import CollectionSpec, Record, SearchRequest
 from bge_core.types import Hit
 from bge_qdrant import operations as ops
-from bge_qdrant.dependency import QdrantClient
+from bge_qdrant.dependency import QdrantClient, models
 from bge_qdrant.faults import is_transient_error
 from bge_qdrant.layout import QdrantLayout
-from bge_qdrant.points import PointBuilder
+from bge_qdrant.points import METADATA_KEY, PointBuilder
 
 __all__ = ["QdrantStore", "is_local_client"]
 
@@ -99,6 +99,27 @@ class QdrantStore:
     def count(self) -> int:
         """Exact number of points (0 when the collection does not exist)."""
         return self._run(ops.count(self.collection_name))
+
+    def scan(self, keys: Sequence[str], batch_size: int = 1000) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(id, {key: metadata value})`` of every point whose metadata has ``keys[0]`` (paged scroll)."""
+        if not keys or not self.client.collection_exists(self.collection_name):
+            return
+        present = models.Filter(
+            must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key=f"{METADATA_KEY}.{keys[0]}"))]
+        )
+        selector = [f"{METADATA_KEY}.{k}" for k in keys]
+        offset: Any = None
+        while True:
+            with self._call():
+                points, offset = self.client.scroll(
+                    self.collection_name, scroll_filter=present, limit=batch_size, offset=offset,
+                    with_payload=selector, with_vectors=False,
+                )
+            for p in points:
+                meta = (p.payload or {}).get(METADATA_KEY) or {}
+                yield str(p.id), {k: meta.get(k) for k in keys}
+            if offset is None:
+                return
 
     def is_transient(self, exc: BaseException) -> bool:
         """Timeouts, connection errors, 429/5xx, gRPC UNAVAILABLE: see :mod:`bge_qdrant.faults`."""

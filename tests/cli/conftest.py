@@ -42,6 +42,13 @@ def bge(capsys: pytest.CaptureFixture[str]) -> Runner:
     return run
 
 
+def row_digest(title: str, text: str) -> str:
+    """The content key of a JSONL row without ``_id`` (see ``bge_core.sources``)."""
+    import hashlib
+
+    return hashlib.blake2b(f"{title}\x00{text}".encode(), digest_size=12).hexdigest()
+
+
 def words(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(TINY_WORDS) for _ in range(n))
 

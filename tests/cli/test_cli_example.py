@@ -21,8 +21,8 @@ def test_cli_quickstart_script(tmp_path: Path, minilm_path: Path) -> None:
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert res.returncode == 0, res.stderr
-    assert "4 encoded, 0 already stored" in res.stdout
-    assert "0 encoded, 4 already stored" in res.stdout
+    assert "4 added, 0 updated, 0 unchanged, 0 removed" in res.stdout
+    assert "0 added, 0 updated, 4 unchanged, 0 removed" in res.stdout
     table = res.stdout.split("== bge search\n")[1].splitlines()
     assert table[1].split()[2] == "faq-1#0"  # the heart question finds the heart FAQ
     assert '"doc_id": "faq-2"' in res.stdout

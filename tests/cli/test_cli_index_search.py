@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bge_core.models import KNOWN_MODELS
-from tests.cli.conftest import Result, Runner
+from tests.cli.conftest import Result, Runner, row_digest
 
 
 def store_uri(kind: str, tmp_path: Path) -> str:
@@ -30,8 +30,9 @@ def test_index_then_search_every_mode(kind: str, bge: Runner, docs_dir: Path, ti
     assert "5 documents" in res.out and "from 3 files" in res.out
     rows = search_json(bge, "the cat is on the mat", "--store", uri, "-k", "100", "--mode", "dense")
     n_chunks = len(rows)
-    assert f"({n_chunks} chunks" in res.out and f"{n_chunks} encoded, 0 already stored" in res.out
-    assert {r["doc_id"] for r in rows} == {"docs/a.txt", "d1", "d2", "docs/rows.jsonl:3", "docs/sub/long.md"}
+    assert f"({n_chunks} chunks" in res.out and f"{n_chunks} added, 0 updated, 0 unchanged, 0 removed" in res.out
+    third = f"docs/rows.jsonl@{row_digest('', 'cancer cells grow in the liver')}"  # no _id: keyed by content
+    assert {r["doc_id"] for r in rows} == {"docs/a.txt", "d1", "d2", third, "docs/sub/long.md"}
     top = rows[0]
     assert top["doc_id"] == "docs/a.txt" and top["text"] == "the cat is on the mat" and top["title"] == "a.txt"
     assert top["score"] == pytest.approx(1.0, abs=1e-3)  # the same text as the query
@@ -62,7 +63,7 @@ def test_index_then_search_every_mode(kind: str, bge: Runner, docs_dir: Path, ti
     # A second run stores nothing new and encodes nothing.
     again = bge("index", docs_dir, "--store", uri)
     assert again.code == 0, again.err
-    assert f"0 encoded, {n_chunks} already stored; the index holds {n_chunks} chunks" in again.out
+    assert f"0 added, 0 updated, {n_chunks} unchanged, 0 removed; the index holds {n_chunks} chunks" in again.out
 
 
 def test_chunking_ids_and_token_caps(bge: Runner, docs_dir: Path, tiny_m3_path: Path, tmp_path: Path) -> None:

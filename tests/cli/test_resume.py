@@ -70,7 +70,7 @@ def test_kill_and_resume_equals_uninterrupted_run(bge: Runner, tmp_path: Path, t
 
     res = bge(*common, "--store", f"qdrant:{resumed}")
     assert res.code == 0, res.err
-    match = re.search(r"(\d+) encoded, (\d+) already stored; the index holds (\d+) chunks", res.out)
+    match = re.search(r"(\d+) added, 0 updated, (\d+) unchanged, 0 removed; the index holds (\d+) chunks", res.out)
     assert match is not None, res.out
     encoded, skipped, total = map(int, match.groups())
     assert (encoded, skipped, total) == (N_DOCS - stored_before, stored_before, N_DOCS)

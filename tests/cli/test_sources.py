@@ -16,7 +16,7 @@ from bge_core.sources import (
     iter_chunks,
     read_documents,
 )
-from tests.cli.conftest import words
+from tests.cli.conftest import row_digest, words
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +49,11 @@ def test_find_files_errors(tmp_path: Path) -> None:
 def test_read_documents_fields_titles_and_metadata(docs_dir: Path) -> None:
     docs = list(read_documents(find_source_files([docs_dir])))
     by_key = {d.key: d for d in docs}
-    assert set(by_key) == {"docs/a.txt", "d1", "d2", "docs/rows.jsonl:3", "docs/sub/long.md"}
+    third = f"docs/rows.jsonl@{row_digest('', 'cancer cells grow in the liver')}"
+    assert set(by_key) == {"docs/a.txt", "d1", "d2", third, "docs/sub/long.md"}
     assert by_key["d1"].text == "drug a new drug treatment for heart disease"  # title + " " + text
     assert by_key["d1"].metadata == {"year": 2020}
-    assert by_key["docs/rows.jsonl:3"].metadata == {"lab": "x"}  # a "metadata" object is merged
+    assert by_key[third].metadata == {"lab": "x"}  # a "metadata" object is merged
     assert by_key["docs/sub/long.md"].title == "Heart study"
     assert by_key["docs/a.txt"].title == "a.txt"
 
@@ -100,9 +101,13 @@ def test_iter_chunks_ids_and_metadata(docs_dir: Path, tokenizer) -> None:  # typ
     chunks = list(iter_chunks(docs, tokenizer, 32, report))
     long_md = [c for c in chunks if c.metadata["doc_id"] == "docs/sub/long.md"]
     assert len(long_md) > 5
-    assert [c.id for c in long_md] == [f"docs/sub/long.md#{n}" for n in range(len(long_md))]
+    assert [c.id for c in long_md] == [f"file:docs/sub/long.md#{n}" for n in range(len(long_md))]
     assert all(c.metadata["chunk"] == n and c.metadata["title"] == "Heart study" for n, c in enumerate(long_md))
     assert all(c.metadata["source"] == "docs/sub/long.md" for c in long_md)
     d1 = next(c for c in chunks if c.metadata["doc_id"] == "d1")
-    assert d1.id == "d1#0" and d1.metadata == {"year": 2020, "doc_id": "d1", "source": "docs/rows.jsonl", "title": "drug", "chunk": 0}
+    assert d1.id == "row:docs/rows.jsonl\x00id:d1#0"
+    assert d1.metadata == {
+        "year": 2020, "doc_id": "d1", "source": "docs/rows.jsonl", "title": "drug", "chunk": 0,
+        "source_root": docs_dir.parent.as_posix(),
+    }
     assert report.documents == 5 and report.files == 3 and report.chunks == len(chunks)
