@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from bge_core.checks import check_max_length
 from bge_core.encoder_base import (
     EncoderModel,
     StagedBatch,
@@ -75,6 +76,8 @@ class DenseEncoder(EncoderModel):
             max_batch_tokens=max_batch_tokens,
         )
         st = read_sentence_transformers_config(self._runner.model_dir)
+        if max_length is not None:
+            check_max_length(max_length)
         cap = max_length or st.get("max_length") or (info.max_length if info else None)
         if cap:
             self._runner.set_max_length(cap)

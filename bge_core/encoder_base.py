@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from bge_core.batching import plan_batches
+from bge_core.checks import check_max_length, check_unicode
+from bge_core.load_report import install_load_report_filter
 from bge_core.loading import resolve_model_dir
 from bge_core.runtime import cpu_threads_for, resolve_device, resolve_dtype
 
@@ -42,6 +44,7 @@ def check_texts(texts: object, what: str = "texts") -> list[str]:
             raise TypeError(
                 f"{what}[{i}] is {type(t).__name__}, not str; every element must be a string"
             )
+    check_unicode(items, what)  # an unpaired surrogate: a clear ValueError, not the tokenizer's TypeError
     return items
 
 
@@ -81,6 +84,9 @@ class TransformerRunner:
 
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if max_length is not None:
+            check_max_length(max_length)
+        install_load_report_filter()  # the expected "pooler.* MISSING" report reads like a failure
         self.model_dir: Path = resolve_model_dir(model)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)

@@ -15,7 +15,7 @@ from bge_core.encoder_base import (
     check_texts,
 )
 from bge_core.kinds import ModelSpec
-from bge_core.ranking import top_n_order
+from bge_core.ranking import check_top_n, top_n_order
 from bge_core.types import FloatArray, RerankResult
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ class Reranker(RunnerModel):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         docs = check_texts(documents, "documents")
         scores = self.score([(query, d) for d in docs], normalize=normalize)
-        return [RerankResult(index=i, score=float(scores[i]), text=docs[i]) for i in top_n_order(scores, top_k)]
+        return [RerankResult(index=i, score=float(scores[i]), text=docs[i]) for i in top_n_order(scores, check_top_n(top_k))]
 
     def __repr__(self) -> str:
         return f"Reranker(model={self.model_name!r}, max_length={self.max_length})"
