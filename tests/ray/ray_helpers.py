@@ -68,8 +68,8 @@ class CountingBGEEmbedding(BGEEmbedding):
         super().__init__(*args, **kwargs)
         self._count_file = Path(count_dir) / f"{os.getpid()}.txt"
 
-    def _embed(self, texts, *, query):  # type: ignore[no-untyped-def]
-        out = super()._embed(texts, query=query)
+    def _embed(self, texts: list[str], query: bool) -> Any:
+        out = super()._embed(texts, query)
         with self._count_file.open("a") as fh:
             fh.write(f"{len(texts)}\n")
         return out
