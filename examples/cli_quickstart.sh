@@ -25,12 +25,12 @@ cat > notes/faq.jsonl <<'TXT'
 TXT
 
 echo "== bge index"
-bge index notes --store "qdrant:$work/bge-index" --model "$model" --no-progress
+bge index notes --store "edge:$work/bge-index" --model "$model" --no-progress
 echo "== bge index again (nothing to encode)"
-bge index notes --store "qdrant:$work/bge-index" --no-progress
+bge index notes --store "edge:$work/bge-index" --no-progress
 echo "== bge search"
-bge search "what protects the heart?" --store "qdrant:$work/bge-index" -k 3
+bge search "what protects the heart?" --store "edge:$work/bge-index" -k 3
 echo "== bge search --json with a filter"
-bge search "sleep" --store "qdrant:$work/bge-index" --filter topic=habits --json
+bge search "sleep" --store "edge:$work/bge-index" --filter topic=habits --json
 echo "== bge models"
 bge models

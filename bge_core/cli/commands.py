@@ -25,7 +25,7 @@ from bge_core.cli.ray_options import run_index_on_ray
 from bge_core.cli.stores import open_store
 from bge_core.errors import BGEError
 from bge_core.evaluation import drop_identical_ids, evaluate_run, load_beir
-from bge_core.index import MODES, Document, Mode, SearchOptions, Store, VectorIndex
+from bge_core.index import MODES, Document, Mode, SearchOptions, Store, VectorIndex, close_store
 from bge_core.loading import resolve_model_dir
 from bge_core.models import KNOWN_MODELS
 from bge_core.settings import (
@@ -97,12 +97,6 @@ def _where(uri: str, collection: str) -> str:
     return f"the index {redact_uri(uri)} (collection {collection!r})"
 
 
-def _close_store(store: Store) -> None:
-    closer = getattr(store, "close", None)
-    if callable(closer):
-        closer()
-
-
 def _open_session(
     args: argparse.Namespace,
     *,
@@ -136,7 +130,7 @@ def _open_session(
         if recorded is None and must_exist and (not args.model or fresh):
             if fresh and local is not None:
                 # Opening a local store creates it: remove it again, search never creates one.
-                _close_store(store)
+                close_store(store)
                 _remove_store_files(local)
             raise BGEError(
                 (f"no index at {local}: " if fresh else "")
@@ -164,7 +158,7 @@ def _open_session(
         )
         return _Session(index, encoder, resolved.settings, recorded, where)
     except BaseException:
-        _close_store(store)
+        close_store(store)
         raise
 
 

@@ -12,23 +12,37 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import logging
 import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from bge_core.errors import MissingDependencyError, StoreError
 from bge_core.index import Store
 
-__all__ = ["DEFAULT_STORE", "ENTRY_POINT_GROUP", "StoreUriError", "available_schemes", "open_store", "store_scheme"]
+__all__ = [
+    "DEFAULT_STORE",
+    "ENTRY_POINT_GROUP",
+    "StoreUriError",
+    "available_schemes",
+    "open_store",
+    "resolve_default_store",
+    "store_scheme",
+]
 
-#: Where ``bge`` keeps its index unless ``--store`` says otherwise.
-DEFAULT_STORE = "qdrant:./bge-index"
+#: Where ``bge`` keeps its index unless ``--store`` says otherwise: Qdrant Edge (Qdrant's engine,
+#: HNSW, in-process). A folder that an older version filled in Qdrant local mode (the default
+#: before Edge) is still opened as ``qdrant:`` (see :func:`resolve_default_store`).
+DEFAULT_STORE = "edge:./bge-index"
 #: The entry-point group adapters register their ``open_store`` in.
 ENTRY_POINT_GROUP = "bge.stores"
 
-_EXAMPLES = "qdrant:./bge-index, qdrant+http://localhost:6333, milvus:./bge.db or milvus+http://localhost:19530"
+_EXAMPLES = (
+    "edge:./bge-index, qdrant:./bge-index, qdrant+http://localhost:6333, milvus:./bge.db or milvus+http://localhost:19530"
+)
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9_.-]*)[:+]")
 
 Opener = Callable[..., Any]
@@ -80,6 +94,19 @@ def _is_legacy(opener: Callable[..., Any]) -> bool:
         return False
 
 
+def resolve_default_store(uri: str) -> str:
+    """``uri``, except that the default ``edge:`` folder holding a Qdrant local-mode index (made
+    by ``bge`` before Edge became the default) is opened as ``qdrant:`` so it keeps working."""
+    scheme, _, path = uri.partition(":")
+    if scheme != "edge" or uri != DEFAULT_STORE:
+        return uri
+    folder = Path(path).expanduser()
+    if (folder / "meta.json").is_file() and (folder / "collection").is_dir():
+        logging.getLogger("bge_core.cli").info("%s holds a Qdrant local-mode index: opening it as qdrant:%s", folder, path)
+        return f"qdrant:{path}"
+    return uri
+
+
 def open_store(uri: str, *, collection: str) -> Store:
     """Open ``collection`` in the store ``uri`` through its adapter's ``bge.stores`` entry point.
 
@@ -91,6 +118,7 @@ def open_store(uri: str, *, collection: str) -> Store:
     works, with a :class:`DeprecationWarning`: it is called without an encoder and its
     index's store is used.
     """
+    uri = resolve_default_store(uri)
     scheme = store_scheme(uri)
     opener = _load_opener(scheme, uri)
     if _is_legacy(opener):
