@@ -317,7 +317,8 @@ def _check_metadata(meta: object, position: int) -> dict[str, Any]:
     return dict(meta)
 
 
-def _show_progress(flag: bool | None) -> bool:
+def progress_enabled(flag: bool | None) -> bool:
+    """``flag`` if given, else whether stderr is a terminal (progress bars only for people)."""
     if flag is not None:
         return flag
     try:
@@ -487,7 +488,7 @@ class VectorIndex:
         out_ids: list[str] = []
         # Room for one chunk of writes in flight, so the next chunk encodes while they run.
         writer = _Writer(self._write_with_retry, depth=max(2, math.ceil(self.chunk_size / write_size)))
-        bar = _Progress(_show_progress(self.show_progress), total)
+        bar = _Progress(progress_enabled(self.show_progress), total)
         try:
             it = iter(docs)
             position = 0

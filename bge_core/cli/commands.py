@@ -25,7 +25,7 @@ from bge_core.cli.ray_options import run_index_on_ray
 from bge_core.cli.stores import open_store
 from bge_core.errors import BGEError
 from bge_core.evaluation import drop_identical_ids, evaluate_run, load_beir
-from bge_core.index import MODES, Document, Mode, SearchOptions, Store, VectorIndex, close_store
+from bge_core.index import MODES, Document, Mode, SearchOptions, Store, VectorIndex, close_store, progress_enabled
 from bge_core.loading import resolve_model_dir
 from bge_core.models import KNOWN_MODELS
 from bge_core.settings import (
@@ -327,15 +327,6 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _progress_enabled(flag: bool | None) -> bool:
-    if flag is not None:
-        return flag
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 def cmd_index(args: argparse.Namespace) -> int:
     """``bge index SOURCE...``: chunk, encode and store files so the index reflects them: re-runs
     resume, skip stored chunks, and (unless ``--no-delete``) remove the chunks of files under
@@ -358,7 +349,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         )
     shown_store = redact_uri(args.store)
     removed = 0
-    bar = _IndexProgress(_progress_enabled(args.progress), sum(_size(f.path) for f in files))
+    bar = _IndexProgress(progress_enabled(args.progress), sum(_size(f.path) for f in files))
     try:
         session.index.ensure_collection()
         if session.recorded != session.settings:

@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from bge_core.cli.arguments import positive_int
 from bge_core.cli.commands import (
     DEFAULT_COLLECTION,
     EXIT_ERROR,
@@ -39,16 +40,6 @@ __all__ = ["build_parser", "main"]
 _LOGGERS = ("bge_core", "bge_qdrant", "bge_milvus")
 _handler: logging.Handler | None = None
 _saved_showwarning: Any = None
-
-
-def _positive(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {raw!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {raw!r}")
-    return value
 
 
 def _key_value(raw: str) -> str:
@@ -82,10 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="files or folders (recursive) of .txt, .md, .jsonl")
     p.add_argument("--model", default=None, help=f"model id or folder (default: the recorded one, else {DEFAULT_MODEL})")
     p.add_argument("--collection", default=DEFAULT_COLLECTION, help=f"collection name (default {DEFAULT_COLLECTION})")
-    p.add_argument("--max-tokens", type=_positive, default=None, help="most tokens per chunk, special tokens included "
+    p.add_argument("--max-tokens", type=positive_int, default=None, help="most tokens per chunk, special tokens included "
                    "(default: the recorded value, else the model's max length)")
     p.add_argument("--no-colbert", action="store_true", default=False, help="do not store ColBERT vectors (M3 models)")
-    p.add_argument("--batch-size", type=_positive, default=32, help="chunks encoded and written per step (default 32)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="chunks encoded and written per step (default 32)")
     p.add_argument("--no-delete", "--append", dest="no_delete", action="store_true", default=False,
                    help="keep stored chunks of files under SOURCE that are gone or got shorter (default: remove them)")
     add_ray_options(p)  # bge index --ray (bge_core/cli/ray_options.py)
@@ -93,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", parents=[common], help="search an index", description="Search an index built by bge index.")
     p.add_argument("query", metavar="QUERY")
-    p.add_argument("-k", type=_positive, default=10, help="number of results (default 10)")
+    p.add_argument("-k", type=positive_int, default=10, help="number of results (default 10)")
     p.add_argument("--mode", choices=["dense", "sparse", "hybrid", "colbert"], default=None,
                    help="default: hybrid for BGE-M3 indexes, dense for dense-only ones")
     p.add_argument("--rerank", metavar="MODEL", default=None, help="rerank with a cross-encoder, e.g. BAAI/bge-reranker-v2-m3")
@@ -113,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="qrels split (default test)")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the metrics as JSON to FILE")
     p.add_argument("--collection", default=None, help="collection name (default beir_<folder name>)")
-    p.add_argument("--batch-size", type=_positive, default=32, help="documents encoded and written per step (default 32)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="documents encoded and written per step (default 32)")
     p.add_argument("--keep-identical-ids", action="store_true", default=False,
                    help="keep a retrieved document whose id equals the query id (default: dropped, as BEIR does)")
     p.set_defaults(func=cmd_eval)

@@ -13,32 +13,14 @@ import importlib
 import sys
 from typing import Any, TextIO
 
+from bge_core.cli.arguments import non_negative, positive_int
 from bge_core.errors import MissingDependencyError
 
 __all__ = ["add_ray_options", "run_index_on_ray"]
 
+
 _EXIT_OK = 0
 _EXIT_SKIPPED_INPUT = 3
-
-
-def _positive_int(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {raw!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {raw!r}")
-    return value
-
-
-def _non_negative(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {raw!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {raw!r}")
-    return value
 
 
 def add_ray_options(parser: argparse.ArgumentParser) -> None:
@@ -49,9 +31,9 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
                        help="encode on a Ray actor pool (a local Ray unless --ray-address is given)")
     group.add_argument("--ray-address", default=None, metavar="ADDRESS",
                        help="a running Ray cluster: HOST:PORT, ray://HOST:PORT or auto")
-    group.add_argument("--workers", type=_positive_int, default=1, help="encoder workers, each loads the model once (default 1)")
-    group.add_argument("--gpus-per-worker", type=_non_negative, default=0.0, help="GPUs per worker (default 0: CPU)")
-    group.add_argument("--cpus-per-worker", type=_non_negative, default=1.0, help="CPUs per worker (default 1)")
+    group.add_argument("--workers", type=positive_int, default=1, help="encoder workers, each loads the model once (default 1)")
+    group.add_argument("--gpus-per-worker", type=non_negative, default=0.0, help="GPUs per worker (default 0: CPU)")
+    group.add_argument("--cpus-per-worker", type=non_negative, default=1.0, help="CPUs per worker (default 1)")
     group.add_argument("--on-error", choices=["fail", "skip"], default="fail",
                        help="a chunk that fails to encode: stop (fail, default) or leave it out and exit 3 (skip)")
 
