@@ -26,6 +26,7 @@ from bge_core.cli.commands import (
 )
 from bge_core.cli.encoders import DEFAULT_MODEL
 from bge_core.cli.stores import DEFAULT_STORE
+from bge_core.cli.train_commands import add_train_commands
 from bge_core.errors import BGEError
 
 __all__ = ["build_parser", "main"]
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the known BGE models and whether they are available offline")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     p.set_defaults(func=cmd_models)
+    add_train_commands(sub, common)
     return parser
 
 
