@@ -266,10 +266,11 @@ def _load_model(model: str, max_length: int | None, device: str) -> Any:
         try:
             from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
         except ImportError:  # sentence-transformers < 6
-            from sentence_transformers.models import Normalize, Pooling, Transformer
+            from sentence_transformers.models import Normalize, Pooling, Transformer  # type: ignore[no-redef]
         cap = info.max_length if info else None
         tr = Transformer(str(folder), max_seq_length=cap)
-        dim = tr.get_word_embedding_dimension()
+        get_dim = getattr(tr, "get_embedding_dimension", None) or tr.get_word_embedding_dimension
+        dim = get_dim()
         pool = Pooling(dim, pooling_mode=info.pooling if info else "cls")
         m = st.SentenceTransformer(modules=[tr, pool, Normalize()], device=device)
     if max_length is not None:
@@ -317,8 +318,13 @@ def finetune(
     cfg.check()
     model = os.fspath(model)
     out = Path(output_dir)
-    train_file = None if isinstance(train, Sequence) and not isinstance(train, str) else Path(train)  # type: ignore[arg-type]
-    rows = read_training_file(train_file) if train_file is not None else list(train)  # type: ignore[arg-type]
+    rows: list[TrainingRow]
+    train_file: Path | None = None
+    if isinstance(train, (str, os.PathLike)):
+        train_file = Path(train)
+        rows = read_training_file(train_file)
+    else:
+        rows = list(train)
     if not rows:
         raise TrainingDataError("no training rows")
     instruction = cfg.query_instruction if cfg.query_instruction is not None else _default_instruction(model)
@@ -328,7 +334,7 @@ def finetune(
         raise TrainingDataError(
             f"{n_examples} training examples are fewer than one batch ({cfg.batch_size}); lower --batch-size"
         )
-    recorded = {
+    recorded: dict[str, Any] = {
         "model": model,
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("show_progress", "logging_steps")},
         "instruction": instruction,
@@ -376,7 +382,7 @@ def finetune(
     try:
         from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     except ImportError:  # sentence-transformers < 6
-        from sentence_transformers.losses import MultipleNegativesRankingLoss
+        from sentence_transformers.losses import MultipleNegativesRankingLoss  # type: ignore[no-redef]
     from sentence_transformers.training_args import BatchSamplers
 
     transformers.set_seed(cfg.seed)
@@ -393,25 +399,33 @@ def finetune(
     dataset = datasets.Dataset.from_dict(columns)
     bf16 = _use_bf16(cfg.dtype, device)
     show = sys.stderr.isatty() if cfg.show_progress is None else cfg.show_progress
+    extra: dict[str, Any] = {}
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        extra["warmup_steps"] = float(cfg.warmup_ratio)  # a float below 1 is a ratio there
+    else:
+        extra["warmup_ratio"] = cfg.warmup_ratio
+    if cfg.gradient_checkpointing:
+        # transformers 5 renamed the option (the old name still works, with a warning).
+        names = getattr(SentenceTransformerTrainingArguments, "__dataclass_fields__", {})
+        extra["activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"] = True
     args = SentenceTransformerTrainingArguments(
         output_dir=str(ckpt_dir),
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate,
-        warmup_ratio=cfg.warmup_ratio,
         weight_decay=cfg.weight_decay,
         bf16=bf16,
         use_cpu=device == "cpu",
         seed=cfg.seed,
         data_seed=cfg.seed,
-        gradient_checkpointing=cfg.gradient_checkpointing,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         save_strategy="epoch",
         logging_steps=cfg.logging_steps,
         report_to="none",
         disable_tqdm=not show,
         dataloader_num_workers=0,
+        **extra,
     )
     log: list[dict[str, float]] = []
     trainer = SentenceTransformerTrainer(
@@ -421,6 +435,7 @@ def finetune(
         loss=loss,
         callbacks=[*_callbacks(log, show), *callbacks],
     )
+    _quiet_stdout(trainer, show)
     logger.info(
         "fine-tuning %s: %d examples (%d rows), group size %d, batch %d, %d epoch(s), %s, temperature %g",
         model, n_examples, len(rows), cfg.group_size, cfg.batch_size, cfg.epochs, "bf16" if bf16 else "fp32",
@@ -485,12 +500,32 @@ def _legacy_pooling_config(folder: Path) -> None:
         cfg_file.write_text(json.dumps(legacy, indent=2) + "\n", encoding="utf-8")
 
 
+def _quiet_stdout(trainer: Any, show: bool) -> None:
+    """The Trainer prints each log dict on stdout (PrinterCallback, or tqdm.write of
+    ProgressCallback); a library keeps stdout for the caller: the loss goes to the bar's
+    postfix and to ``logging`` instead."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if not show:
+        return
+
+    class BarWithLoss(ProgressCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+            bar = getattr(self, "training_bar", None)
+            if bar is not None and logs and "loss" in logs:
+                bar.set_postfix(loss=f"{float(logs['loss']):.4f}", refresh=False)
+
+    trainer.add_callback(BarWithLoss())
+
+
 def _callbacks(log: list[dict[str, float]], show: bool) -> list[Any]:
     """The completion marker and the progress log, as ``TrainerCallback`` objects (defined
     here so transformers is imported only when training starts)."""
     from transformers import TrainerCallback
 
-    class MarkComplete(TrainerCallback):  # type: ignore[misc]
+    class MarkComplete(TrainerCallback):
         """Marks an epoch checkpoint complete once the Trainer has fully written it."""
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -500,7 +535,7 @@ def _callbacks(log: list[dict[str, float]], show: bool) -> list[Any]:
                 _write_atomic(path / COMPLETE_MARKER, json.dumps(marker) + "\n")
                 logger.info("epoch %.0f checkpoint complete: %s", state.epoch or 0, path)
 
-    class LogProgress(TrainerCallback):  # type: ignore[misc]
+    class LogProgress(TrainerCallback):
         """Keeps the loss log, and logs loss and time left (the bar shows them when on)."""
 
         def __init__(self) -> None:
