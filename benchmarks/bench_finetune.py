@@ -125,7 +125,12 @@ def main() -> None:
     texts = [data.doc_text(d) for d in doc_ids]
 
     def save() -> None:
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        # Merge: variants may run as parallel processes, each adding its own keys.
+        merged = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+        merged.update(results)
+        tmp = RESULTS.with_suffix(".tmp")
+        tmp.write_text(json.dumps(merged, indent=2) + "\n")
+        tmp.replace(RESULTS)
 
     # 1. zero-shot
     vecs, enc_s = corpus_vectors(base, "zeroshot", texts)
@@ -192,6 +197,7 @@ def main() -> None:
         save()
         print(f"{name}: nDCG@10 {metrics['ndcg@10']:.4f}, train {res.train_seconds:.0f} s, re-encode {enc_s:.0f} s")
 
+    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else results
     print(f"\nSciFact test (300 claims), all-MiniLM-L6-v2, {results['cpu']}, machine shared")
     print(f"{'variant':<34}{'nDCG@10':>9}{'R@100':>8}{'train s':>9}")
     labels = {"zeroshot": "zero-shot", "inbatch": "in-batch negatives only", "mined": "mined hard negatives",

@@ -251,7 +251,7 @@ def _import_training() -> Any:
     return sentence_transformers
 
 
-def _load_model(model: str, max_length: int | None, device: str) -> Any:
+def _load_model(model: str, device: str) -> Any:
     """A SentenceTransformer for ``model``: its own layout when it has one, else BGE's recipe
     (CLS or the registry's pooling, L2 normalisation), the same choice ``DenseEncoder`` makes."""
     st = _import_training()
@@ -273,8 +273,6 @@ def _load_model(model: str, max_length: int | None, device: str) -> Any:
         dim = get_dim()
         pool = Pooling(dim, pooling_mode=info.pooling if info else "cls")
         m = st.SentenceTransformer(modules=[tr, pool, Normalize()], device=device)
-    if max_length is not None:
-        m.max_seq_length = max_length
     return m
 
 
@@ -391,7 +389,11 @@ def finetune(
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    st_model = _load_model(model, cfg.max_length, device)
+    st_model = _load_model(model, device)
+    model_max_length = st_model.max_seq_length
+    if cfg.max_length is not None:
+        # A training-time cap (speed); the saved model keeps the model's own cap.
+        st_model.max_seq_length = cfg.max_length
     if instruction:
         # Recorded for SentenceTransformer users: model.encode(q, prompt_name="query").
         st_model.prompts = {"query": instruction, "document": ""}
@@ -444,6 +446,7 @@ def finetune(
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - started
+    st_model.max_seq_length = model_max_length
     _save_final(st_model, out)
     losses = [e["loss"] for e in log if "loss" in e]
     return FinetuneResult(
