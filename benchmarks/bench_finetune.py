@@ -139,9 +139,20 @@ def main() -> None:
         save()
     print(f"zero-shot nDCG@10 {results['zeroshot']['metrics']['ndcg@10']:.4f} (corpus encode {enc_s:.0f} s)")
 
-    # 2. mining
-    mined, filtered = OUT / "train_mined.jsonl", OUT / "train_filtered.jsonl"
-    if not mined.is_file() or not filtered.is_file():
+    # 2. mining (in-batch training needs only the (claim, positive) pairs)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    mined, filtered, pairs = OUT / "train_mined.jsonl", OUT / "train_filtered.jsonl", OUT / "train_pairs.jsonl"
+    if not pairs.is_file():
+        from bge_core.mining import TrainExample
+
+        train = load_beir(SCIFACT, split="train")
+        write_examples(
+            [TrainExample(train.queries[q], [train.doc_text(d) for d, g in rel.items() if g > 0], [])
+             for q, rel in train.qrels.items()],
+            pairs,
+        )
+    need_mining = any(v != "inbatch" for v in variants)
+    if need_mining and (not mined.is_file() or not filtered.is_file()):
         index = VectorIndex(InMemoryStore(), CachedDocs(base, texts, vecs), show_progress=False)  # type: ignore[arg-type]
         index.add_documents(
             (Document(t, {"doc_id": d}, d) for d, t in zip(doc_ids, texts)), total=len(texts)
@@ -162,15 +173,15 @@ def main() -> None:
             "dropped_as_false_negatives": aware.filtered_false_negatives, "short_rows_filtered": aware.short_rows,
         }
         save()
-    print("mining:", results["mining"])
+    print("mining:", results.get("mining"))
 
     # 3. variants
     plan = {
-        "inbatch": (mined, 1),
+        "inbatch": (pairs, 1),
         "mined": (mined, args.group_size),
         "filtered": (filtered, args.group_size),
     }
-    for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
+    for name in variants:
         if name in results and results[name].get("settings") == results["settings"]:
             continue
         file, group = plan[name]

@@ -468,6 +468,7 @@ def _save_final(st_model: Any, out: Path) -> None:
     try:
         st_model.save(str(tmp))
         _legacy_pooling_config(tmp)
+        _record_max_length(tmp, int(st_model.max_seq_length))
         entries = sorted(tmp.iterdir(), key=lambda p: p.name == "modules.json")
         for entry in entries:
             target = out / entry.name
@@ -476,6 +477,15 @@ def _save_final(st_model: Any, out: Path) -> None:
             os.replace(entry, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _record_max_length(folder: Path, max_length: int) -> None:
+    """Write ``max_seq_length`` into ``sentence_bert_config.json`` (sentence-transformers 6
+    keeps it only in the tokenizer config; older versions and ``DenseEncoder`` read this key)."""
+    cfg_file = folder / "sentence_bert_config.json"
+    cfg = json.loads(cfg_file.read_text(encoding="utf-8")) if cfg_file.is_file() else {}
+    cfg["max_seq_length"] = max_length
+    cfg_file.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
 
 
 def _legacy_pooling_config(folder: Path) -> None:

@@ -182,7 +182,9 @@ def test_sentence_transformers_layout_keeps_mean_pooling(tiny_dense_path: Path, 
     f = _write(tmp_path / "t.jsonl", _rows(8))
     out = tmp_path / "out"
     finetune(f, model, out, FinetuneConfig(epochs=1, batch_size=4, group_size=1, dtype="float32", device="cpu",
-                                           show_progress=False))
+                                           show_progress=False, max_length=16))
+    # --max-length caps training only; the saved model keeps its own cap.
+    assert json.loads((out / "sentence_bert_config.json").read_text())["max_seq_length"] > 16
     from bge_core import DenseEncoder
 
     enc = DenseEncoder(out, device="cpu", dtype="float32")
