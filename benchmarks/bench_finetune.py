@@ -151,8 +151,8 @@ def main() -> None:
              for q, rel in train.qrels.items()],
             pairs,
         )
-    need_mining = any(v != "inbatch" for v in variants)
-    if need_mining and (not mined.is_file() or not filtered.is_file()):
+    needed = {"mined": [mined], "filtered": [mined, filtered]}
+    if any(not f.is_file() for v in variants for f in needed.get(v, [])):
         index = VectorIndex(InMemoryStore(), CachedDocs(base, texts, vecs), show_progress=False)  # type: ignore[arg-type]
         index.add_documents(
             (Document(t, {"doc_id": d}, d) for d, t in zip(doc_ids, texts)), total=len(texts)
