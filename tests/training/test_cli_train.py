@@ -75,3 +75,20 @@ def test_finetune_help_lists_the_options(bge: Run) -> None:
     assert code == 0 and "--group-size" in out and "--resume" in out and "--gradient-checkpointing" in out
 
 
+
+
+def test_mine_positive_aware_and_rerank_write_scores(
+    bge: Run, indexed: str, beir_dir: Path, tiny_reranker_path: Path, tmp_path: Path
+) -> None:
+    for extra in (["--positive-aware"], ["--rerank", str(tiny_reranker_path)]):
+        out = tmp_path / "t.jsonl"
+        code, text, err = bge("mine", beir_dir, "--store", indexed, "--out", out, "--range", "0-40",
+                              "--negatives", "3", "--max-neg-ratio", "0.9", "--no-progress", *extra)
+        assert code == 0, err
+        assert "likely false negatives dropped" in text
+        for row in map(json.loads, out.read_text().splitlines()):
+            assert len(row["pos_scores"]) == len(row["pos"]) and len(row["neg_scores"]) == len(row["neg"])
+            assert all(s < 0.9 * min(row["pos_scores"]) for s in row["neg_scores"])
+    code, _, err = bge("mine", beir_dir, "--store", indexed, "--out", tmp_path / "x.jsonl", "--positive-aware",
+                       "--rerank", str(tiny_reranker_path))
+    assert code == 1 and "give one" in err

@@ -184,3 +184,15 @@ def test_hybrid_is_the_default_on_m3_indexes(m3: Any) -> None:
     stats = mine_hard_negatives(index, [MiningQuery("x", "cancer cells", ("the cat is on the mat",))],
                                 negatives=3, rank_range=(0, 10))
     assert seen == ["hybrid"] and len(stats.examples[0].neg) == 3
+
+
+def test_reranker_scorer_uses_sigmoid_scores(reranker: Any) -> None:
+    import numpy as np
+
+    from bge_core.mining import RerankerScorer
+
+    passages = ["cancer cells grow in the liver", "the cat is on the mat"]
+    got = RerankerScorer(reranker).score("cancer", passages)
+    want = reranker.score([("cancer", p) for p in passages], normalize=True)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert all(0.0 < s < 1.0 for s in got)
