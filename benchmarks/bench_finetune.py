@@ -44,17 +44,29 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def corpus_vectors(model: str | Path, tag: str, texts: list[str]) -> tuple[np.ndarray, float]:
-    """Document vectors of ``model`` (cached as .npy), and the encode seconds."""
+def _encode_part(job: tuple[str, list[str]]) -> np.ndarray:
     from bge_core import DenseEncoder
 
+    return DenseEncoder(job[0], device="cpu", batch_size=64).encode_documents(job[1])
+
+
+def corpus_vectors(model: str | Path, tag: str, texts: list[str], workers: int = 1) -> tuple[np.ndarray, float]:
+    """Document vectors of ``model`` (cached as .npy), and the encode seconds (``workers``
+    processes each encode a slice; on a shared machine each gets its own CPU share)."""
     path = OUT / f"docs-{tag}.npy"
     meta = OUT / f"docs-{tag}.json"
     if path.is_file() and meta.is_file():
         return np.load(path), float(json.loads(meta.read_text())["seconds"])
-    enc = DenseEncoder(model, device="cpu", batch_size=64)
     start = time.perf_counter()
-    vecs = enc.encode_documents(texts)
+    if workers <= 1:
+        vecs = _encode_part((str(model), texts))
+    else:
+        import multiprocessing as mp
+
+        step = -(-len(texts) // workers)
+        jobs = [(str(model), texts[i : i + step]) for i in range(0, len(texts), step)]
+        with mp.get_context("spawn").Pool(workers) as pool:
+            vecs = np.concatenate(pool.map(_encode_part, jobs))
     seconds = time.perf_counter() - start
     np.save(path, vecs)
     meta.write_text(json.dumps({"seconds": seconds}))
@@ -107,6 +119,9 @@ def main() -> None:
     ap.add_argument("--group-size", type=int, default=2)
     ap.add_argument("--lr", type=float, default=3e-5)
     ap.add_argument("--max-length", type=int, default=None, help="training token cap (default the model's, 256)")
+    ap.add_argument("--workers", type=int, default=1, help="processes encoding the corpus for evaluation")
+    ap.add_argument("--eval-only", type=float, default=None, metavar="TRAIN_SECONDS",
+                    help="evaluate the already trained model of each variant (its training took TRAIN_SECONDS)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     OUT.mkdir(parents=True, exist_ok=True)
@@ -187,11 +202,20 @@ def main() -> None:
         file, group = plan[name]
         out = OUT / f"model-{name}"
         resume = (out / "bge_finetune.json").is_file() and not (out / "modules.json").is_file()
-        if (out / "modules.json").is_file():
+        if (out / "modules.json").is_file() and args.eval_only is None:
             import shutil
 
             shutil.rmtree(out)
             resume = False
+        if args.eval_only is not None:
+            tag = f"{name}-{time.strftime('%H%M%S')}"
+            v, enc_s = corpus_vectors(out, tag, texts, args.workers)
+            metrics = test_ndcg(out, v, doc_ids)
+            results[name] = {"metrics": metrics, "train_s": args.eval_only, "encode_s": enc_s, "group_size": group,
+                             "settings": results["settings"], "encode_workers": args.workers}
+            save()
+            print(f"{name}: nDCG@10 {metrics['ndcg@10']:.4f}")
+            continue
         cfg = FinetuneConfig(epochs=args.epochs, batch_size=args.batch_size, group_size=group,
                              learning_rate=args.lr, seed=42, max_length=args.max_length, show_progress=False,
                              logging_steps=5)
