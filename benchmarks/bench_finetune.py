@@ -36,9 +36,10 @@ ZERO_SHOT_REF = 0.6451
 
 def cpu_name() -> str:
     try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
@@ -127,7 +128,12 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     from bge_core.finetune import FinetuneConfig, finetune
     from bge_core.index import Document, VectorIndex
-    from bge_core.mining import DenseIndexScorer, load_beir_queries, mine_hard_negatives, write_examples
+    from bge_core.mining import (
+        DenseIndexScorer,
+        load_beir_queries,
+        mine_hard_negatives,
+        write_examples,
+    )
     from bge_core.reference import InMemoryStore
 
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
@@ -219,7 +225,7 @@ def main() -> None:
         cfg = FinetuneConfig(epochs=args.epochs, batch_size=args.batch_size, group_size=group,
                              learning_rate=args.lr, seed=42, max_length=args.max_length, show_progress=False,
                              logging_steps=5)
-        load_before = open("/proc/loadavg").read().split()[0]
+        load_before = Path("/proc/loadavg").read_text().split()[0]
         res = finetune(file, base, out, cfg, resume=resume)
         tag = f"{name}-{time.strftime('%H%M%S')}"
         v, enc_s = corpus_vectors(out, tag, texts)

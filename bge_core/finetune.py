@@ -264,7 +264,11 @@ def _load_model(model: str, device: str) -> Any:
     else:
         info = model_info(model)
         try:
-            from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+            from sentence_transformers.sentence_transformer.modules import (
+                Normalize,
+                Pooling,
+                Transformer,
+            )
         except ImportError:  # sentence-transformers < 6
             from sentence_transformers.models import Normalize, Pooling, Transformer  # type: ignore[no-redef]
         cap = info.max_length if info else None
@@ -375,10 +379,15 @@ def finetune(
     _import_training()
     import datasets
     import transformers
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
 
     try:
-        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+        from sentence_transformers.sentence_transformer.losses import (
+            MultipleNegativesRankingLoss,
+        )
     except ImportError:  # sentence-transformers < 6
         from sentence_transformers.losses import MultipleNegativesRankingLoss  # type: ignore[no-redef]
     from sentence_transformers.training_args import BatchSamplers

@@ -24,8 +24,7 @@ def make_beir(root: Path, *, n_docs: int = 60, n_queries: int = 12, split: str =
     (root / "qrels").mkdir(parents=True, exist_ok=True)
     docs = {f"d{i}": _words(rng, 12) for i in range(n_docs)}
     with open(root / "corpus.jsonl", "w", encoding="utf-8") as fh:
-        for doc_id, text in docs.items():
-            fh.write(json.dumps({"_id": doc_id, "title": "", "text": text}) + "\n")
+        fh.writelines(json.dumps({"_id": doc_id, "title": "", "text": text}) + "\n" for doc_id, text in docs.items())
     with open(root / "queries.jsonl", "w", encoding="utf-8") as fh, open(
         root / "qrels" / f"{split}.tsv", "w", encoding="utf-8"
     ) as qr:

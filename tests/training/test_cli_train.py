@@ -6,7 +6,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-
 import pytest
 
 pytest.importorskip("qdrant_client")
@@ -17,7 +16,7 @@ Run = Callable[..., tuple[int, str, str]]
 @pytest.fixture
 def indexed(bge: Run, beir_dir: Path, tiny_dense_path: Path, tmp_path: Path) -> str:
     store = f"qdrant:{tmp_path / 'qd'}"
-    code, out, err = bge("eval", beir_dir, "--split", "train", "--model", tiny_dense_path, "--store", store,
+    code, _, err = bge("eval", beir_dir, "--split", "train", "--model", tiny_dense_path, "--store", store,
                          "--modes", "dense", "--no-progress")
     assert code == 0, err
     return store

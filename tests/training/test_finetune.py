@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("datasets")
 
-from bge_core.finetune import (  # noqa: E402
+from bge_core.finetune import (
     COMPLETE_MARKER,
     FinetuneConfig,
     TrainingDataError,
@@ -21,9 +21,8 @@ from bge_core.finetune import (  # noqa: E402
     build_training_columns,
     finetune,
     last_complete_checkpoint,
-    read_training_file,
 )
-from bge_core.testing import TINY_WORDS  # noqa: E402
+from bge_core.testing import TINY_WORDS
 
 NOT_A_MODEL = "/nonexistent/model"  # validation must fail before a model loads
 
