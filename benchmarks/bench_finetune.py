@@ -195,12 +195,18 @@ def main() -> None:
         }
         save()
     print("mining:", results.get("mining"))
+    filtered_nonempty = OUT / "train_filtered_nonempty.jsonl"
+    if filtered.is_file() and not filtered_nonempty.is_file():
+        with open(filtered, encoding="utf-8") as src, open(filtered_nonempty, "w", encoding="utf-8") as dst:
+            dst.writelines(line for line in src if json.loads(line)["neg"])
 
     # 3. variants
     plan = {
         "inbatch": (pairs, 1),
         "mined": (mined, args.group_size),
-        "filtered": (filtered, args.group_size),
+        # Queries whose positive the zero-shot model ranks low lose every candidate to the
+        # filter; they are left out (FlagEmbedding would pad with random corpus negatives).
+        "filtered": (filtered_nonempty, args.group_size),
     }
     for name in variants:
         if name in results and results[name].get("settings") == results["settings"]:
