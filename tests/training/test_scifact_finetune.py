@@ -33,7 +33,7 @@ def test_mined_negatives_fine_tuning_gains_on_test_claims(minilm_path: Path, sci
     from bge_core.evaluation import load_beir
     from bge_core.finetune import FinetuneConfig, finetune
     from bge_core.index import Document, VectorIndex
-    from bge_core.mining import load_beir_queries, mine_hard_negatives, write_examples
+    from bge_core.mining import MiningQuery, mine_hard_negatives, write_examples
     from bge_core.reference import InMemoryStore
 
     test = load_beir(scifact_dir, split="test")
@@ -54,7 +54,11 @@ def test_mined_negatives_fine_tuning_gains_on_test_claims(minilm_path: Path, sci
 
     index = VectorIndex(InMemoryStore(), base, show_progress=False)
     index.add_documents([Document(t, {"doc_id": d}, d) for d, t in zip(doc_ids, texts)])
-    queries = [q for q in load_beir_queries(scifact_dir, index, split="train") if q.qid in set(train_qids)]
+    # (load_beir_queries would refuse: the sub-corpus lacks the other train claims' positives)
+    queries = [
+        MiningQuery(q, train.queries[q], tuple(train.doc_text(d) for d in train.qrels[q]), tuple(train.qrels[q]))
+        for q in train_qids
+    ]
     stats = mine_hard_negatives(index, queries, negatives=7, rank_range=(3, 50), seed=42)
     assert stats.queries == N_TRAIN_CLAIMS and stats.short_rows == 0
     train_file = tmp_path / "train.jsonl"
