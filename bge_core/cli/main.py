@@ -31,6 +31,7 @@ from bge_core.cli.copy_command import add_copy_command
 from bge_core.cli.encoders import DEFAULT_MODEL
 from bge_core.cli.ray_options import add_ray_options
 from bge_core.cli.stores import DEFAULT_STORE
+from bge_core.cli.train_commands import add_train_commands
 from bge_core.errors import BGEError
 from bge_core.load_report import install_load_report_filter
 from bge_core.uris import redact_secrets
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the known BGE models and whether they are available offline")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     p.set_defaults(func=cmd_models)
+    add_train_commands(sub, common)
     return parser
 
 
