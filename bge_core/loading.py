@@ -170,9 +170,12 @@ def read_sentence_transformers_config(model_dir: Path) -> dict[str, Any]:
             cfg_file = model_dir / str(module.get("path", "1_Pooling")) / "config.json"
             if cfg_file.is_file():
                 cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
-                if cfg.get("pooling_mode_cls_token"):
+                # sentence-transformers < 6 writes pooling_mode_<x>_token(s) flags; 6 writes
+                # {"pooling_mode": "cls" | "mean" | ...}.
+                mode = cfg.get("pooling_mode")
+                if cfg.get("pooling_mode_cls_token") or mode == "cls":
                     out["pooling"] = "cls"
-                elif cfg.get("pooling_mode_mean_tokens"):
+                elif cfg.get("pooling_mode_mean_tokens") or mode == "mean":
                     out["pooling"] = "mean"
     sbert = model_dir / "sentence_bert_config.json"
     if sbert.is_file():

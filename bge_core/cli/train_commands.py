@@ -112,7 +112,7 @@ def cmd_mine(args: argparse.Namespace) -> int:
     """``bge mine QUERIES --store URI --out FILE``."""
     from bge_core.cli.encoders import load_encoder, same_model
     from bge_core.cli.stores import open_store
-    from bge_core.index import VectorIndex
+    from bge_core.index import VectorIndex, close_store
     from bge_core.mining import (
         DenseIndexScorer,
         PairScorer,
@@ -123,6 +123,7 @@ def cmd_mine(args: argparse.Namespace) -> int:
         parse_rank_range,
         write_examples,
     )
+    from bge_core.uris import redact_uri
 
     source = Path(args.queries)
     beir = source.is_dir()
@@ -135,8 +136,8 @@ def cmd_mine(args: argparse.Namespace) -> int:
         raise BGEError("--positive-aware judges with dense scores; use --mode dense or --rerank MODEL")
     queries = None if beir else load_jsonl_queries(source)
     collection = args.collection or (_beir_collection(str(source)) if beir else "bge")
-    where = f"the index {args.store} (collection {collection!r})"
-    probe = open_store(args.store, collection=collection, show_progress=args.progress)
+    where = f"the index {redact_uri(args.store)} (collection {collection!r})"
+    probe = open_store(args.store, collection=collection)
     try:
         recorded = probe.read_settings()
         if recorded is None or not recorded.get("model"):
@@ -150,7 +151,7 @@ def cmd_mine(args: argparse.Namespace) -> int:
         encoder = load_encoder(model, device=args.device, dtype=args.dtype)
         outputs = [str(x) for x in recorded.get("outputs", ["dense"])]
         index = VectorIndex(
-            probe.store, encoder, dense=True, sparse="sparse" in outputs, colbert="colbert" in outputs,
+            probe, encoder, dense=True, sparse="sparse" in outputs, colbert="colbert" in outputs,
             show_progress=args.progress,
         )
         if beir:
@@ -168,7 +169,7 @@ def cmd_mine(args: argparse.Namespace) -> int:
             scorer=scorer, max_neg_ratio=args.max_neg_ratio, prompt=args.prompt, show_progress=args.progress,
         )
     finally:
-        probe.close()
+        close_store(probe)
     n = write_examples(stats.examples, args.out)
     out = getattr(args, "stdout", None) or sys.stdout
     extra = f", {stats.filtered_false_negatives} likely false negatives dropped" if scorer is not None else ""

@@ -13,7 +13,7 @@ payload ``text`` / ``metadata`` / ``hash``, and payload indexes for the metadata
 ``payload_indexes`` (so filters on them do not scan payloads).
 
 When the HNSW graph is built (measured with ``benchmarks/bench_scale.py --policies 30000``,
-BENCHMARKS.md section 6): Edge has no background optimizer; new points land in an appendable
+BENCHMARKS.md section 8): Edge has no background optimizer; new points land in an appendable
 segment searched by brute force until :meth:`EdgeStore.build_index` (``EdgeShard.optimize``)
 turns it into an HNSW segment. For 30,000 384-d points + sparse (shared 2-core machine):
 building every 5,000 points blocked ingest down to 30 points/s (about 1,000 s in all), every

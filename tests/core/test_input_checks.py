@@ -29,3 +29,26 @@ def test_rerank_top_k_must_be_positive(reranker: Any, bad: object) -> None:
     with pytest.raises(ValueError, match="top_n must be a positive int or None"):
         reranker.rerank("cat", ["the cat", "a dog", "the mat"], top_k=bad)
     assert len(reranker.rerank("cat", ["the cat", "a dog", "the mat"], top_k=2)) == 2
+
+
+@pytest.mark.parametrize(
+    ("config", "want"),
+    [
+        ({"pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False}, "mean"),
+        ({"pooling_mode_cls_token": True}, "cls"),
+        ({"pooling_mode": "mean"}, "mean"),  # sentence-transformers 6 layout
+        ({"pooling_mode": "cls"}, "cls"),
+    ],
+)
+def test_sentence_transformers_pooling_both_layouts(tmp_path: Path, config: dict[str, Any], want: str) -> None:
+    import json
+
+    from bge_core.loading import read_sentence_transformers_config
+
+    (tmp_path / "modules.json").write_text(
+        json.dumps([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                    {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}])
+    )
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 8, **config}))
+    assert read_sentence_transformers_config(tmp_path)["pooling"] == want
