@@ -112,7 +112,10 @@ def main() -> None:
             q_times[name].append(time.perf_counter() - t)
     q_base = statistics.median(q_times["one call"])
     print(f"\n{args.queries} concurrent single-query calls (aembed_query), median of {args.rounds} rounds")
-    print_table(["run", "seconds", "vs one call"], [[k, statistics.median(v), statistics.median(v) / q_base] for k, v in q_times.items()])
+    print_table(
+        ["run", "seconds", "vs one call"],
+        [[k, statistics.median(v), statistics.median(v) / q_base] for k, v in q_times.items()],
+    )
     write_json(args.json, {"documents": times, "queries": q_times})
 
 

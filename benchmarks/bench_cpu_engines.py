@@ -66,15 +66,25 @@ def export_backbone(model: Any, out: Path) -> Path:
             super().__init__()
             self.net = net
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
-            return self.net(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+        ) -> torch.Tensor:
+            return self.net(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
     ids = torch.ones(2, 16, dtype=torch.long)
     names = ["input_ids", "attention_mask", "token_type_ids"]
     axes = {n: {0: "batch", 1: "seq"} for n in [*names, "hidden"]}
     torch.onnx.export(
-        _Wrap(model.float().eval()), (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(out),
-        input_names=names, output_names=["hidden"], dynamic_axes=axes, opset_version=17, dynamo=False,
+        _Wrap(model.float().eval()),
+        (ids, torch.ones_like(ids), torch.zeros_like(ids)),
+        str(out),
+        input_names=names,
+        output_names=["hidden"],
+        dynamic_axes=axes,
+        opset_version=17,
+        dynamo=False,
     )
     return out
 
@@ -119,7 +129,9 @@ def main() -> None:
     flag = BGEM3FlagModel(str(ckpt), use_fp16=False, devices="cpu")
 
     def run_flag(texts: list[str]) -> object:
-        return flag.encode(texts, batch_size=32, max_length=L, return_dense=True, return_sparse=True, return_colbert_vecs=True)
+        return flag.encode(
+            texts, batch_size=32, max_length=L, return_dense=True, return_sparse=True, return_colbert_vecs=True
+        )
 
     warm = docs[-32:]
     for enc in systems.values():
@@ -156,11 +168,25 @@ def main() -> None:
         dq = min(quality[name]) if name in quality else float("nan")
         cq = min(colbert_q[name]) if name in colbert_q else float("nan")
         rows.append([name, nd / sec, nt / sec, (nd / sec) / base, dq, cq])
-        out[name] = {"seconds": sec, "docs_per_s": nd / sec, "tokens_per_s": nt / sec, "x_flag_bs32": (nd / sec) / base,
-                     "dense_cos_min_vs_fp32": dq, "colbert_token_cos_min_vs_fp32": cq}
-    print_table(["system", "docs/s", "tokens/s", "x FlagEmbedding bs=32", "dense cos min vs fp32", "ColBERT token cos min"], rows)
+        out[name] = {
+            "seconds": sec,
+            "docs_per_s": nd / sec,
+            "tokens_per_s": nt / sec,
+            "x_flag_bs32": (nd / sec) / base,
+            "dense_cos_min_vs_fp32": dq,
+            "colbert_token_cos_min_vs_fp32": cq,
+        }
+    print_table(
+        ["system", "docs/s", "tokens/s", "x FlagEmbedding bs=32", "dense cos min vs fp32", "ColBERT token cos min"],
+        rows,
+    )
     print(f"CPU: {cpu_kind()}; threads {threads}; ONNX export took {export_s:.1f}s (once)")
-    out["_meta"] = {"cpu": cpu_kind(), "threads": threads, "docs": totals["FlagEmbedding bs=32"][1], "checkpoint": "all-MiniLM-L6-v2 + M3 heads"}
+    out["_meta"] = {
+        "cpu": cpu_kind(),
+        "threads": threads,
+        "docs": totals["FlagEmbedding bs=32"][1],
+        "checkpoint": "all-MiniLM-L6-v2 + M3 heads",
+    }
     write_json(args.json, out)
 
 

@@ -46,7 +46,9 @@ def main() -> None:
     hidden, layers = ours.dim, int(ours.model.config.num_hidden_layers)
 
     def run_flag(texts: list[str], bs: int) -> object:
-        return flag.encode(texts, batch_size=bs, max_length=L, return_dense=True, return_sparse=True, return_colbert_vecs=True)
+        return flag.encode(
+            texts, batch_size=bs, max_length=L, return_dense=True, return_sparse=True, return_colbert_vecs=True
+        )
 
     # warm-up on texts outside the timed rounds
     warm = docs[-64:]
@@ -79,10 +81,23 @@ def main() -> None:
     for name, (sec, nd, nt) in totals.items():
         tflops = flops / sec / 1e12
         rows.append([name, nd / sec, nt / sec, (nd / sec) / base, tflops, tflops / peak])
-        out[name] = {"seconds": sec, "docs_per_s": nd / sec, "tokens_per_s": nt / sec, "ratio_vs_flag_bs32": (nd / sec) / base, "model_tflops": tflops}
+        out[name] = {
+            "seconds": sec,
+            "docs_per_s": nd / sec,
+            "tokens_per_s": nt / sec,
+            "ratio_vs_flag_bs32": (nd / sec) / base,
+            "model_tflops": tflops,
+        }
     print_table(["system", "docs/s", "tokens/s", "x FlagEmbedding bs=32", "model TFLOP/s", "of bf16 peak"], rows)
-    print(f"bf16 matmul peak measured in this run: {peak:.3f} TFLOP/s; auto dtype here: {ours.dtype}; threads: {torch.get_num_threads()}")
-    out["_meta"] = {"bf16_peak_tflops": peak, "auto_dtype": ours.dtype, "docs": totals["FlagEmbedding bs=32"][1], "checkpoint": "all-MiniLM-L6-v2 + M3 heads"}
+    print(
+        f"bf16 matmul peak measured in this run: {peak:.3f} TFLOP/s; auto dtype here: {ours.dtype}; threads: {torch.get_num_threads()}"
+    )
+    out["_meta"] = {
+        "bf16_peak_tflops": peak,
+        "auto_dtype": ours.dtype,
+        "docs": totals["FlagEmbedding bs=32"][1],
+        "checkpoint": "all-MiniLM-L6-v2 + M3 heads",
+    }
     write_json(args.json, out)
 
 

@@ -103,8 +103,9 @@ class CachedDocs:
         self.supports_sparse = False
         self.supports_colbert = False
 
-    def encode_outputs(self, texts: Any, *, query: bool, dense: bool = True, sparse: bool = False,
-                       colbert: bool = False) -> Any:
+    def encode_outputs(
+        self, texts: Any, *, query: bool, dense: bool = True, sparse: bool = False, colbert: bool = False
+    ) -> Any:
         from bge_core import M3Output
 
         if query or any(t not in self._vec for t in texts):
@@ -121,8 +122,13 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-5)
     ap.add_argument("--max-length", type=int, default=None, help="training token cap (default the model's, 256)")
     ap.add_argument("--workers", type=int, default=1, help="processes encoding the corpus for evaluation")
-    ap.add_argument("--eval-only", type=float, default=None, metavar="TRAIN_SECONDS",
-                    help="evaluate the already trained model of each variant (its training took TRAIN_SECONDS)")
+    ap.add_argument(
+        "--eval-only",
+        type=float,
+        default=None,
+        metavar="TRAIN_SECONDS",
+        help="evaluate the already trained model of each variant (its training took TRAIN_SECONDS)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     OUT.mkdir(parents=True, exist_ok=True)
@@ -168,30 +174,41 @@ def main() -> None:
 
         train = load_beir(SCIFACT, split="train")
         write_examples(
-            [TrainExample(train.queries[q], [train.doc_text(d) for d, g in rel.items() if g > 0], [])
-             for q, rel in train.qrels.items()],
+            [
+                TrainExample(train.queries[q], [train.doc_text(d) for d, g in rel.items() if g > 0], [])
+                for q, rel in train.qrels.items()
+            ],
             pairs,
         )
     needed = {"mined": [mined], "filtered": [mined, filtered]}
     if any(not f.is_file() for v in variants for f in needed.get(v, [])):
         index = VectorIndex(InMemoryStore(), CachedDocs(base, texts, vecs), show_progress=False)  # type: ignore[arg-type]
-        index.add_documents(
-            (Document(t, {"doc_id": d}, d) for d, t in zip(doc_ids, texts)), total=len(texts)
-        )
+        index.add_documents((Document(t, {"doc_id": d}, d) for d, t in zip(doc_ids, texts)), total=len(texts))
         queries = load_beir_queries(SCIFACT, index, split="train")
         start = time.perf_counter()
         plain = mine_hard_negatives(index, queries, negatives=15, rank_range=(10, 100), seed=42)
         t_plain = time.perf_counter() - start
         write_examples(plain.examples, mined)
         start = time.perf_counter()
-        aware = mine_hard_negatives(index, queries, negatives=15, rank_range=(10, 100), seed=42,
-                                    scorer=DenseIndexScorer(index), max_neg_ratio=0.95)
+        aware = mine_hard_negatives(
+            index,
+            queries,
+            negatives=15,
+            rank_range=(10, 100),
+            seed=42,
+            scorer=DenseIndexScorer(index),
+            max_neg_ratio=0.95,
+        )
         t_aware = time.perf_counter() - start
         write_examples(aware.examples, filtered)
         results["mining"] = {
-            "queries": plain.queries, "mined_s": t_plain, "filtered_s": t_aware,
-            "negatives": plain.negatives, "filtered_negatives": aware.negatives,
-            "dropped_as_false_negatives": aware.filtered_false_negatives, "short_rows_filtered": aware.short_rows,
+            "queries": plain.queries,
+            "mined_s": t_plain,
+            "filtered_s": t_aware,
+            "negatives": plain.negatives,
+            "filtered_negatives": aware.negatives,
+            "dropped_as_false_negatives": aware.filtered_false_negatives,
+            "short_rows_filtered": aware.short_rows,
         }
         save()
     print("mining:", results.get("mining"))
@@ -223,22 +240,41 @@ def main() -> None:
             tag = f"{name}-{time.strftime('%H%M%S')}"
             v, enc_s = corpus_vectors(out, tag, texts, args.workers)
             metrics = test_ndcg(out, v, doc_ids)
-            results[name] = {"metrics": metrics, "train_s": args.eval_only, "encode_s": enc_s, "group_size": group,
-                             "settings": results["settings"], "encode_workers": args.workers}
+            results[name] = {
+                "metrics": metrics,
+                "train_s": args.eval_only,
+                "encode_s": enc_s,
+                "group_size": group,
+                "settings": results["settings"],
+                "encode_workers": args.workers,
+            }
             save()
             print(f"{name}: nDCG@10 {metrics['ndcg@10']:.4f}")
             continue
-        cfg = FinetuneConfig(epochs=args.epochs, batch_size=args.batch_size, group_size=group,
-                             learning_rate=args.lr, seed=42, max_length=args.max_length, show_progress=False,
-                             logging_steps=5)
+        cfg = FinetuneConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            group_size=group,
+            learning_rate=args.lr,
+            seed=42,
+            max_length=args.max_length,
+            show_progress=False,
+            logging_steps=5,
+        )
         load_before = Path("/proc/loadavg").read_text().split()[0]
         res = finetune(file, base, out, cfg, resume=resume)
         tag = f"{name}-{time.strftime('%H%M%S')}"
         v, enc_s = corpus_vectors(out, tag, texts)
         metrics = test_ndcg(out, v, doc_ids)
         results[name] = {
-            "metrics": metrics, "train_s": res.train_seconds, "steps": res.steps, "examples": res.examples,
-            "final_loss": res.final_loss, "encode_s": enc_s, "group_size": group, "settings": results["settings"],
+            "metrics": metrics,
+            "train_s": res.train_seconds,
+            "steps": res.steps,
+            "examples": res.examples,
+            "final_loss": res.final_loss,
+            "encode_s": enc_s,
+            "group_size": group,
+            "settings": results["settings"],
             "load_average_at_start": float(load_before),
         }
         save()
@@ -247,8 +283,12 @@ def main() -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else results
     print(f"\nSciFact test (300 claims), all-MiniLM-L6-v2, {results['cpu']}, machine shared")
     print(f"{'variant':<34}{'nDCG@10':>9}{'R@100':>8}{'train s':>9}")
-    labels = {"zeroshot": "zero-shot", "inbatch": "in-batch negatives only", "mined": "mined hard negatives",
-              "filtered": "mined + positive-aware filter"}
+    labels = {
+        "zeroshot": "zero-shot",
+        "inbatch": "in-batch negatives only",
+        "mined": "mined hard negatives",
+        "filtered": "mined + positive-aware filter",
+    }
     for key, label in labels.items():
         if key not in results:
             print(f"{label:<34}{'not run':>9}")

@@ -44,7 +44,9 @@ def main() -> None:
 
     def record(name: str, t_ingest: float, t_encode: float) -> None:
         results[name] = {"ingest_s": t_ingest, "encode_s": t_encode, "ratio_to_encode": t_ingest / t_encode}
-        print(f"{name}: ingest {t_ingest:.1f}s, pure encode {t_encode:.1f}s, ratio {t_ingest / t_encode:.3f}", flush=True)
+        print(
+            f"{name}: ingest {t_ingest:.1f}s, pure encode {t_encode:.1f}s, ratio {t_ingest / t_encode:.3f}", flush=True
+        )
 
     # (a) QdrantIndex, local mode on disk
     texts = docs[0:n]
@@ -68,9 +70,13 @@ def main() -> None:
             sparse_vectors_config={"sparse": models.SparseVectorParams()},
         )
         store = QdrantVectorStore(
-            client=client, collection_name="bench", embedding=BGEEmbeddings(encoder=enc),
-            sparse_embedding=BGEM3SparseEmbeddings(encoder=sparse_encoder), retrieval_mode=RetrievalMode.HYBRID,
-            vector_name="dense", sparse_vector_name="sparse",
+            client=client,
+            collection_name="bench",
+            embedding=BGEEmbeddings(encoder=enc),
+            sparse_embedding=BGEM3SparseEmbeddings(encoder=sparse_encoder),
+            retrieval_mode=RetrievalMode.HYBRID,
+            vector_name="dense",
+            sparse_vector_name="sparse",
         )
         _, t_ing = timed(lambda: store.add_texts(texts, batch_size=64))
         record(name, t_ing, t_enc)
@@ -81,10 +87,15 @@ def main() -> None:
     # (c) the stock way: the sparse embedding runs a second model
     langchain_hybrid("(c) LangChain HYBRID, stock two-pass", docs[2 * n : 3 * n], enc_b, "c")
 
-    speedup = results["(c) LangChain HYBRID, stock two-pass"]["ratio_to_encode"] / results["(b) LangChain HYBRID, our one-pass embeddings"]["ratio_to_encode"]
+    speedup = (
+        results["(c) LangChain HYBRID, stock two-pass"]["ratio_to_encode"]
+        / results["(b) LangChain HYBRID, our one-pass embeddings"]["ratio_to_encode"]
+    )
     rows = [[k, v["ingest_s"], v["encode_s"], v["ratio_to_encode"]] for k, v in results.items()]
     print_table(["system", "ingest s", "pure encode s", "ingest / encode"], rows)
-    print(f"one-pass LangChain hybrid ingest is {speedup:.2f}x faster than the stock two-pass path (per encode-time unit)")
+    print(
+        f"one-pass LangChain hybrid ingest is {speedup:.2f}x faster than the stock two-pass path (per encode-time unit)"
+    )
     results["_summary"] = {"langchain_one_pass_speedup": speedup, "docs_per_system": n}
     write_json(args.json, results)
 

@@ -50,8 +50,20 @@ def _busy() -> subprocess.Popen[bytes]:
 def _encode_run(env_extra: dict[str, str], queries: int) -> dict[str, float]:
     env = {**os.environ, **env_extra}
     out = subprocess.run(
-        [sys.executable, "-c", _ENCODE, str(minilm_dir()), str(SCIFACT / "queries.jsonl"), str(queries), str(SCIFACT / "corpus.jsonl")],
-        env=env, capture_output=True, text=True, check=True, cwd=REPO,
+        [
+            sys.executable,
+            "-c",
+            _ENCODE,
+            str(minilm_dir()),
+            str(SCIFACT / "queries.jsonl"),
+            str(queries),
+            str(SCIFACT / "corpus.jsonl"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -61,8 +73,12 @@ def _cold_start(store: str, reps: int = 3) -> float:
     walls = []
     for _ in range(reps):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "bge_core.cli", "search", "sleep and coffee", "--store", store, "-k", "3"],
-                       check=True, capture_output=True, cwd=REPO)
+        subprocess.run(
+            [sys.executable, "-m", "bge_core.cli", "search", "sleep and coffee", "--store", store, "-k", "3"],
+            check=True,
+            capture_output=True,
+            cwd=REPO,
+        )
         walls.append(time.perf_counter() - t)
     return sorted(walls)[len(walls) // 2]
 
@@ -99,8 +115,12 @@ def main() -> None:
         for i, text in enumerate(["Coffee and sleep.", "Bones need vitamin D.", "Sleep apnea and the heart.", "Tea."]):
             (notes / f"n{i}.txt").write_text(text, encoding="utf-8")
         store = f"qdrant:{Path(tmp.name) / 'idx'}"
-        subprocess.run([sys.executable, "-m", "bge_core.cli", "index", str(notes), "--store", store, "--model", str(minilm_dir())],
-                       check=True, capture_output=True, cwd=REPO)
+        subprocess.run(
+            [sys.executable, "-m", "bge_core.cli", "index", str(notes), "--store", store, "--model", str(minilm_dir())],
+            check=True,
+            capture_output=True,
+            cwd=REPO,
+        )
     cold_rows = []
     for load in ("idle", "1 busy process"):
         busy = _busy() if load != "idle" else None

@@ -55,7 +55,9 @@ def main() -> None:
     code = CHILD.format(bench=str(Path(__file__).resolve().parent))
     results = {}
     for n in (args.n, 5 * args.n):
-        proc = subprocess.run([sys.executable, "-c", code, str(n), args.store], capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(n), args.store], capture_output=True, text=True, check=False
+        )
         if proc.returncode != 0:
             sys.exit(f"child failed for n={n}:\n{proc.stderr[-2000:]}")
         results[n] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -63,7 +65,9 @@ def main() -> None:
     ratio = results[5 * args.n]["peak_rss_mb"] / results[args.n]["peak_rss_mb"]
     print_table(["docs", "stored", "peak RSS MB"], [[n, r["count"], r["peak_rss_mb"]] for n, r in results.items()])
     print(f"peak RSS 5N / N = {ratio:.3f} (store: {args.store})")
-    write_json(args.json, {"store": args.store, "runs": {str(k): v for k, v in results.items()}, "ratio_5n_over_n": ratio})
+    write_json(
+        args.json, {"store": args.store, "runs": {str(k): v for k, v in results.items()}, "ratio_5n_over_n": ratio}
+    )
 
 
 if __name__ == "__main__":

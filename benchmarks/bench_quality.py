@@ -68,9 +68,12 @@ def main() -> None:
     ]
     result = {
         "fast_dtype": fast.dtype,
-        "dense_cos_min": float(cos.min()), "dense_cos_mean": float(cos.mean()),
-        "colbert_maxsim_absdiff_max": float(diffs.max()), "colbert_maxsim_absdiff_mean": float(diffs.mean()),
-        "sparse_top10_overlap_min": float(overlap.min()), "sparse_top10_overlap_mean": float(overlap.mean()),
+        "dense_cos_min": float(cos.min()),
+        "dense_cos_mean": float(cos.mean()),
+        "colbert_maxsim_absdiff_max": float(diffs.max()),
+        "colbert_maxsim_absdiff_mean": float(diffs.mean()),
+        "sparse_top10_overlap_min": float(overlap.min()),
+        "sparse_top10_overlap_mean": float(overlap.mean()),
     }
     if not args.skip_scifact:
         n_fast, s_fast = ndcg_for(args.fast)
@@ -79,7 +82,13 @@ def main() -> None:
             [f"SciFact nDCG@10 {args.fast} / float32", f"{n_fast:.4f} / {n_ref:.4f} (diff {n_fast - n_ref:+.4f})"],
             ["SciFact corpus encode s (fast / float32)", f"{s_fast:.0f} / {s_ref:.0f}"],
         ]
-        result.update(ndcg_fast=n_fast, ndcg_fp32=n_ref, ndcg_diff=n_fast - n_ref, corpus_seconds_fast=s_fast, corpus_seconds_fp32=s_ref)
+        result.update(
+            ndcg_fast=n_fast,
+            ndcg_fp32=n_ref,
+            ndcg_diff=n_fast - n_ref,
+            corpus_seconds_fast=s_fast,
+            corpus_seconds_fp32=s_ref,
+        )
     print_table(["fast path vs float32 (" + fast.dtype + ")", "value"], rows)
     write_json(args.json, result)
 

@@ -67,19 +67,38 @@ def main() -> None:
                     first.append(time.perf_counter() - start)
 
             result = bge_ray.ingest(
-                ds, f"qdrant:{tmp}/ray{workers}", model=ckpt, collection="bench", workers=workers, torch_threads=1,
-                batch_size=args.batch_size, on_progress=seen,
+                ds,
+                f"qdrant:{tmp}/ray{workers}",
+                model=ckpt,
+                collection="bench",
+                workers=workers,
+                torch_threads=1,
+                batch_size=args.batch_size,
+                on_progress=seen,
             )
             seconds = time.perf_counter() - start
             assert result.stored == len(texts) and result.encoded == len(texts)
-            results[f"Ray, {workers} worker(s)"] = {"seconds": seconds, "docs_per_s": len(texts) / seconds, "first_row_s": first[0]}
-            print(f"Ray {workers} workers: {seconds:.1f}s, {len(texts) / seconds:.1f} docs/s, first row after {first[0]:.1f}s", flush=True)
+            results[f"Ray, {workers} worker(s)"] = {
+                "seconds": seconds,
+                "docs_per_s": len(texts) / seconds,
+                "first_row_s": first[0],
+            }
+            print(
+                f"Ray {workers} workers: {seconds:.1f}s, {len(texts) / seconds:.1f} docs/s, first row after {first[0]:.1f}s",
+                flush=True,
+            )
     finally:
         ray.shutdown()
 
     base = results["single process"]["docs_per_s"]
     rows = [
-        [name, f"{r['seconds']:.1f}", f"{r['docs_per_s']:.1f}", f"{r['first_row_s']:.1f}", f"{r['docs_per_s'] / base:.2f}"]
+        [
+            name,
+            f"{r['seconds']:.1f}",
+            f"{r['docs_per_s']:.1f}",
+            f"{r['first_row_s']:.1f}",
+            f"{r['docs_per_s'] / base:.2f}",
+        ]
         for name, r in results.items()
     ]
     print_table(["system", "seconds", "docs/s", "first row s", "x single process"], rows)

@@ -23,7 +23,9 @@ from common import CACHE, SCIFACT, print_table, scifact_docs, timed, write_json
 
 
 def _pairs(n: int) -> list[tuple[str, str]]:
-    queries = [json.loads(line)["text"] for line in (SCIFACT / "queries.jsonl").read_text(encoding="utf-8").splitlines()]
+    queries = [
+        json.loads(line)["text"] for line in (SCIFACT / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     docs = scifact_docs()
     return [(queries[i % len(queries)], docs[(7 * i) % len(docs)]) for i in range(n)]
 
@@ -85,8 +87,13 @@ def main() -> None:
     ours_fp32 = Reranker(ckpt["gemma"], device="cpu", dtype="float32", max_length=L, show_progress=False)
     layerwise = Reranker(ckpt["layerwise"], device="cpu", max_length=L, cutoff_layers=[6], show_progress=False)
     lightweight = Reranker(
-        ckpt["lightweight"], device="cpu", max_length=L, cutoff_layers=[6], compress_ratio=2,
-        compress_layers=[3], show_progress=False,
+        ckpt["lightweight"],
+        device="cpu",
+        max_length=L,
+        cutoff_layers=[6],
+        compress_ratio=2,
+        compress_layers=[3],
+        show_progress=False,
     )
     systems: dict[str, Any] = {
         "FlagLLMReranker fp32 bs=128 (default)": lambda: flag.compute_score(pairs, batch_size=128),
@@ -106,9 +113,7 @@ def main() -> None:
             _, sec = timed(fn)
             best[name] = min(best.get(name, float("inf")), sec)
     base = best["FlagLLMReranker fp32 bs=32"]
-    rows = [
-        [name, args.pairs / sec, tokens / sec, f"{base / sec:.2f}"] for name, sec in best.items()
-    ]
+    rows = [[name, args.pairs / sec, tokens / sec, f"{base / sec:.2f}"] for name, sec in best.items()]
     print(f"{_cpu()}, {torch.get_num_threads()} threads, {args.pairs} pairs, {tokens} tokens, max_length {L}")
     print_table(["system", "pairs/s", "tokens/s", "x Flag bs=32"], rows)
     write_json(args.json, {"cpu": _cpu(), "pairs": args.pairs, "tokens": tokens, "seconds": best})

@@ -55,7 +55,11 @@ def _zipf_terms(rng: np.random.Generator, k: int) -> np.ndarray:
     while len(terms) < k:
         draw = rng.zipf(1.3, size=2 * k) - 1
         terms.update(int(t) for t in draw if t < VOCAB)
-    return np.array(sorted(terms)[:k], dtype=np.int32) if len(terms) == k else np.array(sorted(list(terms)[:k]), dtype=np.int32)
+    return (
+        np.array(sorted(terms)[:k], dtype=np.int32)
+        if len(terms) == k
+        else np.array(sorted(list(terms)[:k]), dtype=np.int32)
+    )
 
 
 def chunk(n: int, dim: int, start: int) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
@@ -99,7 +103,11 @@ def ground_truth(n: int, dim: int, q: int) -> dict[str, Any]:
 
     qd, qs = queries(n, dim, q)
     qmat = sp.csr_matrix(
-        (np.concatenate([v for _, v in qs]), np.concatenate([i for i, _ in qs]), np.cumsum([0] + [len(i) for i, _ in qs])),
+        (
+            np.concatenate([v for _, v in qs]),
+            np.concatenate([i for i, _ in qs]),
+            np.cumsum([0] + [len(i) for i, _ in qs]),
+        ),
         shape=(q, VOCAB),
     )
     best_d = np.full((q, PREFETCH), -np.inf, dtype=np.float32)
@@ -110,8 +118,12 @@ def ground_truth(n: int, dim: int, q: int) -> dict[str, Any]:
         x, sparse, _ = chunk(n, dim, start)
         d = qd @ x.T
         smat = sp.csr_matrix(
-            (np.concatenate([v for _, v in sparse]), np.concatenate([i for i, _ in sparse]),
-             np.cumsum([0] + [len(i) for i, _ in sparse])), shape=(len(sparse), VOCAB),
+            (
+                np.concatenate([v for _, v in sparse]),
+                np.concatenate([i for i, _ in sparse]),
+                np.cumsum([0] + [len(i) for i, _ in sparse]),
+            ),
+            shape=(len(sparse), VOCAB),
         )
         s = (qmat @ smat.T).toarray().astype(np.float32)
         s[s <= 0] = -np.inf  # no shared term: not a sparse match
@@ -159,8 +171,13 @@ def records(n: int, dim: int, start: int) -> Iterator[Any]:
     for j in range(x.shape[0]):
         i = start + j
         yield Record(
-            id=point_id(i), text=f"doc {i}", metadata={"cluster": int(cid[j])}, hash=str(i),
-            dense=x[j], sparse=SparseVector(sparse[j][0], sparse[j][1]), colbert=None,
+            id=point_id(i),
+            text=f"doc {i}",
+            metadata={"cluster": int(cid[j])},
+            hash=str(i),
+            dense=x[j],
+            sparse=SparseVector(sparse[j][0], sparse[j][1]),
+            colbert=None,
         )
 
 
@@ -181,7 +198,13 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
     from bge_qdrant.edge_store import DEFAULT_BUILD_THRESHOLD
 
     # "threshold": the store's default; "every:N": build after every N points; "end": only at the end
-    threshold = None if policy == "end" else int(policy.split(":")[1]) if policy.startswith("every:") else DEFAULT_BUILD_THRESHOLD
+    threshold = (
+        None
+        if policy == "end"
+        else int(policy.split(":")[1])
+        if policy.startswith("every:")
+        else DEFAULT_BUILD_THRESHOLD
+    )
     store = open_store(kind, folder, threshold)
     out: dict[str, Any] = {"store": kind, "n": n, "dim": dim, "policy": policy if kind == "edge" else "-"}
     try:
@@ -217,8 +240,16 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
             spent = 0.0
             for i in range(q):
                 req = SearchRequest(
-                    mode, 10, qd[i], SparseVector(qs[i][0], qs[i][1]) if mode == "hybrid" else None, None,
-                    "rrf", 60, (1.0, 1.0), PREFETCH, None,
+                    mode,
+                    10,
+                    qd[i],
+                    SparseVector(qs[i][0], qs[i][1]) if mode == "hybrid" else None,
+                    None,
+                    "rrf",
+                    60,
+                    (1.0, 1.0),
+                    PREFETCH,
+                    None,
                 )
                 s = time.perf_counter()
                 hits = store.query(req)
@@ -248,8 +279,22 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
 # -- driver -------------------------------------------------------------------------------------
 def child(args: argparse.Namespace, kind: str, n: int, policy: str) -> dict[str, Any]:
     cmd = [
-        sys.executable, __file__, "--child", kind, "--n", str(n), "--dim", str(args.dim), "--queries", str(args.queries),
-        "--cap", str(args.cap), "--policy", policy, "--search-cap", str(args.search_cap),
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        "--n",
+        str(n),
+        "--dim",
+        str(args.dim),
+        "--queries",
+        str(args.queries),
+        "--cap",
+        str(args.cap),
+        "--policy",
+        policy,
+        "--search-cap",
+        str(args.search_cap),
     ]
     try:
         r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=args.cap * 3 + 600)
@@ -298,13 +343,18 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--cap", type=float, default=900.0, help="seconds of writing before a store is reported as capped")
-    ap.add_argument("--search-cap", type=float, default=120.0, help="seconds of searching per mode (fewer queries then)")
+    ap.add_argument(
+        "--search-cap", type=float, default=120.0, help="seconds of searching per mode (fewer queries then)"
+    )
     ap.add_argument("--policies", type=int, default=0, help="compare Edge HNSW build timings at this N")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
-    ap.add_argument("--policy", default="end", help="Edge HNSW build: end (default: writes and build timed apart), "
-                    "threshold (the store's default), every:N")
+    ap.add_argument(
+        "--policy",
+        default="end",
+        help="Edge HNSW build: end (default: writes and build timed apart), threshold (the store's default), every:N",
+    )
     args = ap.parse_args()
     if args.child:
         print(json.dumps(run_one(args.child, args.n, args.dim, args.queries, args.cap, args.policy, args.search_cap)))
@@ -321,7 +371,9 @@ def main() -> None:
             cpu = next(ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    print(f"bench_scale: dim {args.dim}, {args.queries} queries, cap {args.cap:.0f}s; {cpu}, {os.cpu_count()} cores (shared machine)")
+    print(
+        f"bench_scale: dim {args.dim}, {args.queries} queries, cap {args.cap:.0f}s; {cpu}, {os.cpu_count()} cores (shared machine)"
+    )
     print(HEADER, flush=True)
     truths: dict[int, dict[str, Any]] = {}
     rows = []
@@ -332,7 +384,9 @@ def main() -> None:
         rows.append(row)
         print(fmt(row, truths[n]), flush=True)
     if args.json:
-        args.json.write_text(json.dumps([{k: v for k, v in r.items() if not k.endswith("_got")} for r in rows], indent=1))
+        args.json.write_text(
+            json.dumps([{k: v for k, v in r.items() if not k.endswith("_got")} for r in rows], indent=1)
+        )
 
 
 if __name__ == "__main__":

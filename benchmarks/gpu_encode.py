@@ -31,8 +31,13 @@ def build_large_m3(tokenizer_dir: Path, out: Path) -> Path:
     tok.model_max_length = 8192
     tok.save_pretrained(str(out))
     cfg = XLMRobertaConfig(
-        vocab_size=len(tok), hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-        intermediate_size=4096, max_position_embeddings=8194, pad_token_id=tok.pad_token_id,
+        vocab_size=len(tok),
+        hidden_size=1024,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        intermediate_size=4096,
+        max_position_embeddings=8194,
+        pad_token_id=tok.pad_token_id,
         initializer_range=0.02,
     )
     torch.manual_seed(0)
@@ -82,7 +87,9 @@ def main() -> None:
 
     from bge_core import BGEM3Encoder
 
-    ours = {dt: BGEM3Encoder(ckpt, device="cuda", dtype=dt, max_length=args.max_length) for dt in ("float16", "bfloat16")}
+    ours = {
+        dt: BGEM3Encoder(ckpt, device="cuda", dtype=dt, max_length=args.max_length) for dt in ("float16", "bfloat16")
+    }
     n_tokens = int(sum(ours["float16"].count_tokens(docs)))
     print(f"{len(docs)} docs, {n_tokens} tokens (max_length {args.max_length})", flush=True)
     # bf16 matmul peak in the same run
@@ -95,8 +102,16 @@ def main() -> None:
 
     def record(name: str, seconds: float) -> None:
         tflops = 2 * params * n_tokens / seconds / 1e12
-        results[name] = {"seconds": seconds, "docs_per_s": len(docs) / seconds, "tokens_per_s": n_tokens / seconds, "tflops": tflops}
-        print(f"{name:32s} {seconds:8.2f}s {len(docs) / seconds:10.1f} docs/s {n_tokens / seconds:12.0f} tok/s {tflops:7.1f} TFLOP/s", flush=True)
+        results[name] = {
+            "seconds": seconds,
+            "docs_per_s": len(docs) / seconds,
+            "tokens_per_s": n_tokens / seconds,
+            "tflops": tflops,
+        }
+        print(
+            f"{name:32s} {seconds:8.2f}s {len(docs) / seconds:10.1f} docs/s {n_tokens / seconds:12.0f} tok/s {tflops:7.1f} TFLOP/s",
+            flush=True,
+        )
 
     outs = {}
     for dt, enc in ours.items():
@@ -125,7 +140,14 @@ def main() -> None:
     for bs in (256, 64):
         flag.encode(docs[:512], batch_size=bs, max_length=args.max_length, return_sparse=True, return_colbert_vecs=True)
         r, sec = timed(
-            lambda: flag.encode(docs, batch_size=bs, max_length=args.max_length, return_dense=True, return_sparse=True, return_colbert_vecs=True),
+            lambda: flag.encode(
+                docs,
+                batch_size=bs,
+                max_length=args.max_length,
+                return_dense=True,
+                return_sparse=True,
+                return_colbert_vecs=True,
+            ),
             sync,
         )
         record(f"FlagEmbedding fp16 bs={bs}", sec)
@@ -135,18 +157,35 @@ def main() -> None:
     for dt in ("float16", "bfloat16"):
         out = outs[dt]
         cos = np.sum(out.dense * ref["dense_vecs"], axis=1)
-        overlap = np.mean([
-            len(set(s.to_dict()) & {int(k) for k in r}) / max(len(r), 1) for s, r in zip(out.sparse, ref["lexical_weights"])
-        ])
-        col = max(float(np.abs(c - rc.astype(np.float32)).max()) for c, rc in zip(out.colbert[:200], ref["colbert_vecs"][:200]))
+        overlap = np.mean(
+            [
+                len(set(s.to_dict()) & {int(k) for k in r}) / max(len(r), 1)
+                for s, r in zip(out.sparse, ref["lexical_weights"])
+            ]
+        )
+        col = max(
+            float(np.abs(c - rc.astype(np.float32)).max())
+            for c, rc in zip(out.colbert[:200], ref["colbert_vecs"][:200])
+        )
         results[f"bge_core {dt}"].update(
             speedup_vs_best_flag=results[f"bge_core {dt}"]["tokens_per_s"] / best_flag,
-            dense_cos_min=float(cos.min()), sparse_key_overlap=float(overlap), colbert_max_abs_diff=col,
+            dense_cos_min=float(cos.min()),
+            sparse_key_overlap=float(overlap),
+            colbert_max_abs_diff=col,
         )
-        print(f"bge_core {dt}: {results[f'bge_core {dt}']['speedup_vs_best_flag']:.2f}x best FlagEmbedding; "
-              f"dense cos min {cos.min():.5f}; sparse key overlap {overlap:.4f}; colbert max|diff| {col:.4f}", flush=True)
-    results["_meta"] = {"gpu": torch.cuda.get_device_name(), "bf16_matmul_peak_tflops": peak, "docs": len(docs), "tokens": n_tokens,
-                        "torch": torch.__version__, "non_embedding_params": params}
+        print(
+            f"bge_core {dt}: {results[f'bge_core {dt}']['speedup_vs_best_flag']:.2f}x best FlagEmbedding; "
+            f"dense cos min {cos.min():.5f}; sparse key overlap {overlap:.4f}; colbert max|diff| {col:.4f}",
+            flush=True,
+        )
+    results["_meta"] = {
+        "gpu": torch.cuda.get_device_name(),
+        "bf16_matmul_peak_tflops": peak,
+        "docs": len(docs),
+        "tokens": n_tokens,
+        "torch": torch.__version__,
+        "non_embedding_params": params,
+    }
     print(f"bf16 matmul peak {peak:.0f} TFLOP/s", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

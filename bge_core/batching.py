@@ -7,9 +7,7 @@ from collections.abc import Sequence
 __all__ = ["padded_tokens", "plan_batches"]
 
 
-def plan_batches(
-    lengths: Sequence[int], *, max_batch_size: int, max_batch_tokens: int
-) -> list[list[int]]:
+def plan_batches(lengths: Sequence[int], *, max_batch_size: int, max_batch_tokens: int) -> list[list[int]]:
     """Group item positions into batches, longest first.
 
     Each batch holds at most ``max_batch_size`` items and at most ``max_batch_tokens`` padded
@@ -24,9 +22,7 @@ def plan_batches(
     longest = 0
     for i in order:
         n = lengths[i]
-        if current and (
-            len(current) + 1 > max_batch_size or max(longest, n) * (len(current) + 1) > max_batch_tokens
-        ):
+        if current and (len(current) + 1 > max_batch_size or max(longest, n) * (len(current) + 1) > max_batch_tokens):
             batches.append(current)
             current, longest = [], 0
         current.append(i)

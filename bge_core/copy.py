@@ -83,8 +83,12 @@ def records_equal(a: Record, b: Record, atol: float = 1e-5) -> list[str]:
         elif x.shape != y.shape or not np.allclose(x, y, atol=atol):
             diffs.append(name)
     sa, sb = a.sparse, b.sparse
-    if (sa is None or len(sa) == 0) != (sb is None or len(sb) == 0) or sa is not None and sb is not None and len(sa) and (
-        not np.array_equal(sa.indices, sb.indices) or not np.allclose(sa.values, sb.values, atol=atol)
+    if (
+        (sa is None or len(sa) == 0) != (sb is None or len(sb) == 0)
+        or sa is not None
+        and sb is not None
+        and len(sa)
+        and (not np.array_equal(sa.indices, sb.indices) or not np.allclose(sa.values, sb.values, atol=atol))
     ):
         diffs.append("sparse")
     return diffs
@@ -154,7 +158,11 @@ def copy_index(
                 todo = [r for r in records if stored.get(r.id) != r.hash]
                 skipped += len(records) - len(todo)
                 if todo:
-                    policy.run(functools.partial(destination.upsert, todo), destination.is_transient, f"copying {len(todo)} records")
+                    policy.run(
+                        functools.partial(destination.upsert, todo),
+                        destination.is_transient,
+                        f"copying {len(todo)} records",
+                    )
                     written += len(todo)
                 if bar is not None:
                     bar.update(len(records))

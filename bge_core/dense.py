@@ -58,8 +58,13 @@ class DenseEncoder(EncoderModel):
     ) -> None:
         self.model_name = os.fspath(model)
         spec_options: dict[str, Any] = {
-            "device": device, "dtype": dtype, "max_length": max_length, "batch_size": batch_size,
-            "max_batch_tokens": max_batch_tokens, "pooling": pooling, "normalize": normalize,
+            "device": device,
+            "dtype": dtype,
+            "max_length": max_length,
+            "batch_size": batch_size,
+            "max_batch_tokens": max_batch_tokens,
+            "pooling": pooling,
+            "normalize": normalize,
             "text_instruction": text_instruction,
         }
         if query_instruction is not _UNSET:
@@ -102,7 +107,9 @@ class DenseEncoder(EncoderModel):
             return out
         ids = self._runner.tokenize(items)
 
-        def project(result: Any, inputs: dict[str, torch.Tensor], batch_ids: list[list[int]]) -> dict[str, torch.Tensor]:
+        def project(
+            result: Any, inputs: dict[str, torch.Tensor], batch_ids: list[list[int]]
+        ) -> dict[str, torch.Tensor]:
             vec = pool(result.last_hidden_state.float(), inputs["attention_mask"], self.pooling)
             return {"dense": torch.nn.functional.normalize(vec, dim=-1) if self.normalize else vec}
 

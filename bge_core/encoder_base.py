@@ -25,7 +25,16 @@ if TYPE_CHECKING:
     import torch
     from tokenizers import Encoding, Tokenizer
 
-__all__ = ["EncoderModel", "HostSlots", "RunnerModel", "StagedBatch", "StagedExecutor", "TransformerRunner", "check_texts", "pool"]
+__all__ = [
+    "EncoderModel",
+    "HostSlots",
+    "RunnerModel",
+    "StagedBatch",
+    "StagedExecutor",
+    "TransformerRunner",
+    "check_texts",
+    "pool",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -33,17 +42,13 @@ logger = logging.getLogger(__name__)
 def check_texts(texts: object, what: str = "texts") -> list[str]:
     """Validate a batch of texts: a list (or other non-str sequence/iterable) of ``str``."""
     if isinstance(texts, str):
-        raise TypeError(
-            f"{what} must be a list of strings, got a single str; wrap it: [{texts[:30]!r}]"
-        )
+        raise TypeError(f"{what} must be a list of strings, got a single str; wrap it: [{texts[:30]!r}]")
     if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
         raise TypeError(f"{what} must be a list of strings, got {type(texts).__name__}")
     items = list(texts)
     for i, t in enumerate(items):
         if not isinstance(t, str):
-            raise TypeError(
-                f"{what}[{i}] is {type(t).__name__}, not str; every element must be a string"
-            )
+            raise TypeError(f"{what}[{i}] is {type(t).__name__}, not str; every element must be a string")
     check_unicode(items, what)  # an unpaired surrogate: a clear ValueError, not the tokenizer's TypeError
     return items
 

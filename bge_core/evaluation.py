@@ -133,7 +133,9 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirData:
             if not cells or not "".join(cells).strip():
                 continue
             if len(cells) < 3:
-                raise ValueError(f"{qrels_path}:{reader.line_num}: expected query-id, corpus-id and score separated by tabs")
+                raise ValueError(
+                    f"{qrels_path}:{reader.line_num}: expected query-id, corpus-id and score separated by tabs"
+                )
             try:
                 grade = int(cells[2])
             except ValueError:

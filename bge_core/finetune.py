@@ -152,19 +152,19 @@ def read_training_file(path: str | os.PathLike[str]) -> list[TrainingRow]:
                 raise TrainingDataError(f"{file}:{line_no}: expected a JSON object with query, pos, neg")
             query = row.get("query")
             if not isinstance(query, str) or not query.strip():
-                raise TrainingDataError(f"{file}:{line_no}: \"query\" must be a non-empty string")
+                raise TrainingDataError(f'{file}:{line_no}: "query" must be a non-empty string')
             pos = _strings(row.get("pos"))
             if not pos:
-                raise TrainingDataError(f"{file}:{line_no}: \"pos\" must be a non-empty list of non-empty strings")
+                raise TrainingDataError(f'{file}:{line_no}: "pos" must be a non-empty list of non-empty strings')
             neg = _strings(row.get("neg", []))
             if neg is None:
-                raise TrainingDataError(f"{file}:{line_no}: \"neg\" must be a list of non-empty strings")
+                raise TrainingDataError(f'{file}:{line_no}: "neg" must be a list of non-empty strings')
             prompt = row.get("prompt")
             if prompt is not None and not isinstance(prompt, str):
-                raise TrainingDataError(f"{file}:{line_no}: \"prompt\" must be a string")
+                raise TrainingDataError(f'{file}:{line_no}: "prompt" must be a string')
             rows.append(TrainingRow(line_no, query, pos, neg, prompt))
     if not rows:
-        raise TrainingDataError(f"training file {file} is empty; expected JSON lines {{\"query\", \"pos\", \"neg\"}}")
+        raise TrainingDataError(f'training file {file} is empty; expected JSON lines {{"query", "pos", "neg"}}')
     return rows
 
 
@@ -340,8 +340,9 @@ def finetune(
         "model": model,
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("show_progress", "logging_steps")},
         "instruction": instruction,
-        "data": _file_digest(train_file) if train_file is not None else hashlib.blake2b(
-            json.dumps(columns, sort_keys=True).encode(), digest_size=16).hexdigest(),
+        "data": _file_digest(train_file)
+        if train_file is not None
+        else hashlib.blake2b(json.dumps(columns, sort_keys=True).encode(), digest_size=16).hexdigest(),
     }
     ckpt_dir = out / "checkpoints"
     resume_from: Path | None = None
@@ -449,7 +450,13 @@ def finetune(
     _quiet_stdout(trainer, show)
     logger.info(
         "fine-tuning %s: %d examples (%d rows), group size %d, batch %d, %d epoch(s), %s, temperature %g",
-        model, n_examples, len(rows), cfg.group_size, cfg.batch_size, cfg.epochs, "bf16" if bf16 else "fp32",
+        model,
+        n_examples,
+        len(rows),
+        cfg.group_size,
+        cfg.batch_size,
+        cfg.epochs,
+        "bf16" if bf16 else "fp32",
         cfg.temperature,
     )
     started = time.perf_counter()
@@ -534,7 +541,9 @@ def _quiet_stdout(trainer: Any, show: bool) -> None:
         return
 
     class BarWithLoss(ProgressCallback):
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+        ) -> None:
             bar = getattr(self, "training_bar", None)
             if bar is not None and logs and "loss" in logs:
                 bar.set_postfix(loss=f"{float(logs['loss']):.4f}", refresh=False)
@@ -568,17 +577,26 @@ def _callbacks(log: list[dict[str, float]], show: bool) -> list[Any]:
             self.started = time.perf_counter()
             self.first_step = state.global_step
 
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+        ) -> None:
             if not logs or "loss" not in logs:
                 return
-            log.append({"step": float(state.global_step), "epoch": float(state.epoch or 0), "loss": float(logs["loss"])})
+            log.append(
+                {"step": float(state.global_step), "epoch": float(state.epoch or 0), "loss": float(logs["loss"])}
+            )
             done = state.global_step - (self.first_step or 0)
             elapsed = time.perf_counter() - self.started
             left = elapsed / done * (state.max_steps - state.global_step) if done > 0 else float("nan")
             logger.log(
                 logging.DEBUG if show else logging.INFO,
                 "step %d/%d epoch %.2f loss %.4f, %.0f s elapsed, ~%.0f s left",
-                state.global_step, state.max_steps, state.epoch or 0, logs["loss"], elapsed, left,
+                state.global_step,
+                state.max_steps,
+                state.epoch or 0,
+                logs["loss"],
+                elapsed,
+                left,
             )
 
     return [MarkComplete(), LogProgress()]

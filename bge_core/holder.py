@@ -73,9 +73,7 @@ class ModelHolder:
         else:
             spec = getattr(obj, "load_spec", None)
             self.spec = spec if isinstance(spec, ModelSpec) else None
-        self._name = (
-            self.spec.name if self.spec is not None else str(getattr(obj, "model_name", type(obj).__name__))
-        )
+        self._name = self.spec.name if self.spec is not None else str(getattr(obj, "model_name", type(obj).__name__))
         self._lock = threading.Lock()
 
     @property
@@ -139,7 +137,9 @@ def as_holder(
     if isinstance(source, ModelHolder):
         return source
     for attr in ("model_holder", "encoder_holder", "encoder_ref"):
-        shared = getattr(source, attr, None) if source is not None and not isinstance(source, (str, os.PathLike)) else None
+        shared = (
+            getattr(source, attr, None) if source is not None and not isinstance(source, (str, os.PathLike)) else None
+        )
         if isinstance(shared, ModelHolder):
             return shared
     if source is None:
@@ -149,5 +149,7 @@ def as_holder(
     if isinstance(source, (str, os.PathLike)):
         return ModelHolder(source, kind=kind, role=role, **options)
     if check is not None and not callable(getattr(source, check, None)):
-        raise TypeError(f"expected a model name, a bge_core model with .{check}() or a bge wrapper; got {type(source).__name__}")
+        raise TypeError(
+            f"expected a model name, a bge_core model with .{check}() or a bge wrapper; got {type(source).__name__}"
+        )
     return ModelHolder(obj=source)

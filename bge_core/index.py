@@ -290,10 +290,17 @@ class RetryPolicy:
                     raise StoreError(f"{what} failed permanently: {type(exc).__name__}: {exc}") from exc
                 if attempt == self.attempts:
                     raise StoreError(
-                        f"{what} still failing after {self.attempts} attempts "
-                        f"({type(exc).__name__}: {exc}); {hint}"
+                        f"{what} still failing after {self.attempts} attempts ({type(exc).__name__}: {exc}); {hint}"
                     ) from exc
-                logger.warning("%s failed (%s: %s); retry %d/%d in %.1fs", what, type(exc).__name__, exc, attempt, self.attempts - 1, delay)
+                logger.warning(
+                    "%s failed (%s: %s); retry %d/%d in %.1fs",
+                    what,
+                    type(exc).__name__,
+                    exc,
+                    attempt,
+                    self.attempts - 1,
+                    delay,
+                )
                 self.sleep(delay * (0.5 + self.jitter() / 2))
                 delay = min(delay * 2, self.max_delay)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -566,7 +573,9 @@ class VectorIndex:
                 "(use a BGEM3Encoder with sparse=True, or mode='dense')"
             )
         if mode == "colbert" and not self.colbert:
-            raise ValueError("mode 'colbert' needs ColBERT vectors; create the index with a BGEM3Encoder and colbert=True")
+            raise ValueError(
+                "mode 'colbert' needs ColBERT vectors; create the index with a BGEM3Encoder and colbert=True"
+            )
 
     def _needs(self, modes: Iterable[str]) -> tuple[bool, bool, bool]:
         modes = set(modes)
@@ -600,8 +609,10 @@ class VectorIndex:
         self._check_options(options)
         want_dense, want_sparse, want_colbert = self._needs([options.mode])
         if isinstance(queries, EncodedQueries):
-            if (want_dense and not queries.dense) or (want_sparse and not queries.sparse) or (
-                want_colbert and not queries.colbert
+            if (
+                (want_dense and not queries.dense)
+                or (want_sparse and not queries.sparse)
+                or (want_colbert and not queries.colbert)
             ):
                 raise ValueError(
                     f"these queries were encoded without the outputs mode {options.mode!r} needs; "
@@ -674,7 +685,9 @@ class VectorIndex:
         :meth:`encode_queries` output, to search several modes with one encoder pass.
         """
         if isinstance(queries, str):
-            raise TypeError("queries must be a list of strings, got a single str; use search(query) or wrap it: [query]")
+            raise TypeError(
+                "queries must be a list of strings, got a single str; use search(query) or wrap it: [query]"
+            )
         opts = _options(k, options, kwargs)
         if not isinstance(queries, EncodedQueries):
             queries = list(queries)
@@ -780,7 +793,9 @@ def _as_document(doc: Any, position: int) -> Document:
             raise TypeError(f"documents[{position}] needs a str 'text' field")
         return Document(doc["text"], _check_metadata(doc.get("metadata"), position), doc.get("id"))
     if isinstance(getattr(doc, "page_content", None), str):  # LangChain Document
-        return Document(doc.page_content, _check_metadata(getattr(doc, "metadata", None), position), getattr(doc, "id", None))
+        return Document(
+            doc.page_content, _check_metadata(getattr(doc, "metadata", None), position), getattr(doc, "id", None)
+        )
     if isinstance(getattr(doc, "node_id", None), str) and callable(getattr(doc, "get_content", None)):
         # LlamaIndex TextNode / Document (BaseNode): the text without metadata, the node id.
         text = doc.text if isinstance(getattr(doc, "text", None), str) else doc.get_content()
@@ -847,6 +862,3 @@ class _Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-
-
-

@@ -138,12 +138,28 @@ for _kind in (
     ModelKind("dense", "embed", "bge_core.dense:DenseEncoder", _detect_dense, "a dense embedding model", fallback=True),
     ModelKind("reranker", "rerank", "bge_core.reranker:Reranker", _detect_reranker, "a cross-encoder reranker"),
     # The LLM members of the reranker family; their detectors live with their code (imported on use).
-    ModelKind("llm-reranker", "rerank", "bge_core.llm_reranker:LLMReranker",
-              _llm_detector("detect_llm_reranker"), "an LLM reranker (Yes logit)", fallback=True),
-    ModelKind("layerwise-reranker", "rerank", "bge_core.llm_reranker:LayerwiseLLMReranker",
-              _llm_detector("detect_layerwise"), "a layer-wise MiniCPM reranker"),
-    ModelKind("lightweight-reranker", "rerank", "bge_core.llm_reranker:LightweightLLMReranker",
-              _llm_detector("detect_lightweight"), "a lightweight Gemma-2 reranker"),
+    ModelKind(
+        "llm-reranker",
+        "rerank",
+        "bge_core.llm_reranker:LLMReranker",
+        _llm_detector("detect_llm_reranker"),
+        "an LLM reranker (Yes logit)",
+        fallback=True,
+    ),
+    ModelKind(
+        "layerwise-reranker",
+        "rerank",
+        "bge_core.llm_reranker:LayerwiseLLMReranker",
+        _llm_detector("detect_layerwise"),
+        "a layer-wise MiniCPM reranker",
+    ),
+    ModelKind(
+        "lightweight-reranker",
+        "rerank",
+        "bge_core.llm_reranker:LightweightLLMReranker",
+        _llm_detector("detect_lightweight"),
+        "a lightweight Gemma-2 reranker",
+    ),
 ):
     register_kind(_kind)
 
@@ -193,9 +209,7 @@ def _detect_folder(name: str, folder: Path) -> ModelKind:
         return matches[0]
     arch = "+".join(_architectures(config)) or "no architectures in config.json"
     if not matches:
-        raise ModelKindError(
-            f"Cannot tell what kind of model {name} is ({arch}); pass kind= one of {_kinds_list()}"
-        )
+        raise ModelKindError(f"Cannot tell what kind of model {name} is ({arch}); pass kind= one of {_kinds_list()}")
     raise ModelKindError(
         f"{name} looks like several kinds of model ({', '.join(k.name for k in matches)}; {arch}); "
         "pass kind= to choose one"
@@ -290,9 +304,7 @@ class ModelSpec:
         return obj
 
 
-def load(
-    name_or_path: str | os.PathLike[str], kind: str = "auto", *, role: Role | None = None, **options: Any
-) -> Any:
+def load(name_or_path: str | os.PathLike[str], kind: str = "auto", *, role: Role | None = None, **options: Any) -> Any:
     """Load a BGE model, deciding once what the checkpoint is.
 
     ``kind="auto"`` picks ``BGEM3Encoder`` for BGE-M3 checkpoints (head files present),

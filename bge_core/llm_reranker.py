@@ -345,7 +345,9 @@ class LLMReranker(Reranker):
 
         kwargs: dict[str, Any] = {"dtype": torch.float32 if self._torch_dtype == torch.float32 else self._torch_dtype}
         try:
-            net = transformers.AutoModelForCausalLM.from_pretrained(str(self.model_dir), attn_implementation="sdpa", **kwargs)
+            net = transformers.AutoModelForCausalLM.from_pretrained(
+                str(self.model_dir), attn_implementation="sdpa", **kwargs
+            )
         except (ValueError, ImportError):
             net = transformers.AutoModelForCausalLM.from_pretrained(str(self.model_dir), **kwargs)
         return net
@@ -376,7 +378,9 @@ class LLMReranker(Reranker):
         ids: list[list[int]] = []
         query_lengths: list[int] = []
         for q, p in zip(q_enc, p_enc):
-            first = ([self.bos_id] if self._add_bos and self.bos_id is not None else []) + self._cut(q.ids, self.query_max_length)
+            first = ([self.bos_id] if self._add_bos and self.bos_id is not None else []) + self._cut(
+                q.ids, self.query_max_length
+            )
             second = self._sep + self._cut(p.ids, self._max_length)
             # As FlagEmbedding ('only_second'): the passage absorbs the overflow, unless it is too
             # short to, in which case nothing is cut.
@@ -419,7 +423,9 @@ class LLMReranker(Reranker):
         return self._kind
 
     def _batches(self, ids: Sequence[Sequence[int]]) -> list[list[int]]:
-        return plan_batches([len(x) for x in ids], max_batch_size=self.batch_size, max_batch_tokens=self.max_batch_tokens)
+        return plan_batches(
+            [len(x) for x in ids], max_batch_size=self.batch_size, max_batch_tokens=self.max_batch_tokens
+        )
 
     def _progress(self, batches: list[list[int]]) -> Any:
         show = self.show_progress if self.show_progress is not None else len(batches) > 4

@@ -54,7 +54,11 @@ def load_state_dict(folder: Path) -> dict[str, torch.Tensor]:
             state: dict[str, torch.Tensor] = {}
             for shard in shards:
                 path = folder / shard
-                part = load_file(str(path)) if loader == "st" else torch.load(str(path), map_location="cpu", weights_only=True)
+                part = (
+                    load_file(str(path))
+                    if loader == "st"
+                    else torch.load(str(path), map_location="cpu", weights_only=True)
+                )
                 state.update(part)
             return state
     binary = folder / "pytorch_model.bin"
@@ -229,7 +233,9 @@ class _MiniCPMLayer(nn.Module):
     def __init__(self, s: MiniCPMSettings) -> None:
         super().__init__()
         head_dim = s.hidden_size // s.num_attention_heads
-        self.self_attn = _Attention(s.hidden_size, s.num_attention_heads, s.num_key_value_heads, head_dim, s.attention_bias)
+        self.self_attn = _Attention(
+            s.hidden_size, s.num_attention_heads, s.num_key_value_heads, head_dim, s.attention_bias
+        )
         self.mlp = _GatedMLP(s.hidden_size, s.intermediate_size, s.hidden_act)
         self.input_layernorm = _MiniCPMNorm(s.hidden_size, s.rms_norm_eps)
         self.post_attention_layernorm = _MiniCPMNorm(s.hidden_size, s.rms_norm_eps)
@@ -364,7 +370,9 @@ class Gemma2Settings:
 class _Gemma2Layer(nn.Module):
     def __init__(self, s: Gemma2Settings) -> None:
         super().__init__()
-        self.self_attn = _Attention(s.hidden_size, s.num_attention_heads, s.num_key_value_heads, s.head_dim, s.attention_bias)
+        self.self_attn = _Attention(
+            s.hidden_size, s.num_attention_heads, s.num_key_value_heads, s.head_dim, s.attention_bias
+        )
         self.mlp = _GatedMLP(s.hidden_size, s.intermediate_size, s.hidden_activation)
         self.input_layernorm = _GemmaNorm(s.hidden_size, s.rms_norm_eps)
         self.post_attention_layernorm = _GemmaNorm(s.hidden_size, s.rms_norm_eps)

@@ -86,8 +86,7 @@ def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
         return path
     if raw.startswith((".", "/", "~")) or os.sep in raw.strip("/").replace("/", "", 1):
         raise ModelNotAvailableError(
-            f"Model folder {raw!r} does not exist; check the path, or pass a hub id such as "
-            "'BAAI/bge-m3'"
+            f"Model folder {raw!r} does not exist; check the path, or pass a hub id such as 'BAAI/bge-m3'"
         )
     cached = _cached_snapshot(raw)
     if cached is not None:

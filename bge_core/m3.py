@@ -85,8 +85,16 @@ class BGEM3Encoder(EncoderModel):
                 "query_instruction / text_instruction (or use a v1.5 dense model)"
             )
         self.load_spec = ModelSpec.create(
-            model, "m3", device=device, dtype=dtype, max_length=max_length, batch_size=batch_size,
-            max_batch_tokens=max_batch_tokens, sparse=sparse, colbert=colbert, normalize=normalize,
+            model,
+            "m3",
+            device=device,
+            dtype=dtype,
+            max_length=max_length,
+            batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens,
+            sparse=sparse,
+            colbert=colbert,
+            normalize=normalize,
         )
         self.normalize = normalize
         self._runner = TransformerRunner(
@@ -116,9 +124,7 @@ class BGEM3Encoder(EncoderModel):
         state = load_head_state_dict(self._runner.model_dir, name)
         weight = state.get("weight")
         if weight is None or weight.ndim != 2 or weight.shape[1] != hidden:
-            raise ValueError(
-                f"{name} in {self._runner.model_dir} does not fit the model (hidden size {hidden})"
-            )
+            raise ValueError(f"{name} in {self._runner.model_dir} does not fit the model (hidden size {hidden})")
         head = torch.nn.Linear(hidden, int(weight.shape[0]), bias="bias" in state)
         head.load_state_dict(state)
         return head.to(device=self._runner.device, dtype=self._runner.dtype).eval()
@@ -152,9 +158,7 @@ class BGEM3Encoder(EncoderModel):
         items = check_texts(texts)
         self._check_outputs(dense, sparse, colbert)
         if not items:
-            return M3Output(
-                dense=np.zeros((0, self.dim), dtype=np.float32) if dense else None
-            )
+            return M3Output(dense=np.zeros((0, self.dim), dtype=np.float32) if dense else None)
         ids = self._runner.tokenize(items)
         return self._encode_ids(ids, dense=dense, sparse=sparse, colbert=colbert)
 
@@ -212,9 +216,7 @@ class BGEM3Encoder(EncoderModel):
         if colbert and self._colbert_head is None:
             raise ValueError("colbert output requested but the encoder was created with colbert=False")
 
-    def _encode_ids(
-        self, ids: list[list[int]], *, dense: bool, sparse: bool, colbert: bool
-    ) -> M3Output:
+    def _encode_ids(self, ids: list[list[int]], *, dense: bool, sparse: bool, colbert: bool) -> M3Output:
         result = _Collector(len(ids), self.dim, self.colbert_dim, dense=dense, sparse=sparse, colbert=colbert)
 
         def project(out: Any, inputs: dict[str, torch.Tensor], batch_ids: list[list[int]]) -> dict[str, torch.Tensor]:

@@ -174,14 +174,14 @@ def load_jsonl_queries(path: str | os.PathLike[str]) -> list[MiningQuery]:
     for line_no, row in _read_jsonl(file):
         query, pos = row.get("query"), row.get("pos")
         if not isinstance(query, str) or not query.strip():
-            raise MiningError(f"{file}:{line_no}: \"query\" must be a non-empty string")
+            raise MiningError(f'{file}:{line_no}: "query" must be a non-empty string')
         if isinstance(pos, str):
             pos = [pos]
         if not isinstance(pos, list) or not pos or not all(isinstance(p, str) and p.strip() for p in pos):
-            raise MiningError(f"{file}:{line_no}: \"pos\" must be a non-empty list of non-empty strings")
+            raise MiningError(f'{file}:{line_no}: "pos" must be a non-empty list of non-empty strings')
         out.append(MiningQuery(str(row.get("id", line_no)), query, tuple(pos)))
     if not out:
-        raise MiningError(f"{file}: no queries; expected JSON lines like {{\"query\": ..., \"pos\": [...]}}")
+        raise MiningError(f'{file}: no queries; expected JSON lines like {{"query": ..., "pos": [...]}}')
     return out
 
 
@@ -221,7 +221,7 @@ def load_beir_queries(folder: str | os.PathLike[str], index: VectorIndex, *, spl
     texts: dict[str, str] = {}
     for line_no, row in _read_jsonl(root / "queries.jsonl"):
         if "_id" not in row or not isinstance(row.get("text"), str):
-            raise MiningError(f"{root / 'queries.jsonl'}:{line_no}: expected {{\"_id\": ..., \"text\": ...}}")
+            raise MiningError(f'{root / "queries.jsonl"}:{line_no}: expected {{"_id": ..., "text": ...}}')
         texts[str(row["_id"])] = row["text"]
     missing = [q for q in qrels if q not in texts]
     if missing:
@@ -336,7 +336,9 @@ def mine_hard_negatives(
     if stats.short_rows:
         logger.warning(
             "%d of %d queries got fewer than %d negatives (widen the rank range or lower --negatives)",
-            stats.short_rows, stats.queries, negatives,
+            stats.short_rows,
+            stats.queries,
+            negatives,
         )
     return stats
 

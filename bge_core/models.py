@@ -48,9 +48,7 @@ KNOWN_MODELS: dict[str, ModelInfo] = {
         _reranker("BAAI/bge-reranker-base", 512),
         _reranker("BAAI/bge-reranker-large", 512),
         _reranker("BAAI/bge-reranker-v2-m3", 8192),
-        ModelInfo(
-            "sentence-transformers/all-MiniLM-L6-v2", "dense", 384, 256, "mean", None, ("dense",)
-        ),
+        ModelInfo("sentence-transformers/all-MiniLM-L6-v2", "dense", 384, 256, "mean", None, ("dense",)),
     ]
 }
 

@@ -54,8 +54,14 @@ class Reranker(RunnerModel):
     ) -> None:
         self.model_name = os.fspath(model)
         self.load_spec = ModelSpec.create(
-            model, "reranker", device=device, dtype=dtype, max_length=max_length,
-            query_max_length=query_max_length, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
+            model,
+            "reranker",
+            device=device,
+            dtype=dtype,
+            max_length=max_length,
+            query_max_length=query_max_length,
+            batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens,
         )
         self._runner = TransformerRunner(
             model,
@@ -107,7 +113,9 @@ class Reranker(RunnerModel):
             return out
         ids, types = self._pair_ids(queries, passages)
 
-        def project(result: Any, inputs: dict[str, torch.Tensor], batch_ids: list[list[int]]) -> dict[str, torch.Tensor]:
+        def project(
+            result: Any, inputs: dict[str, torch.Tensor], batch_ids: list[list[int]]
+        ) -> dict[str, torch.Tensor]:
             return {"score": result.logits.float().view(-1)}
 
         def collect(batch: StagedBatch) -> None:
@@ -126,9 +134,9 @@ class Reranker(RunnerModel):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         docs = check_texts(documents, "documents")
         scores = self.score([(query, d) for d in docs], normalize=normalize)
-        return [RerankResult(index=i, score=float(scores[i]), text=docs[i]) for i in top_n_order(scores, check_top_n(top_k))]
+        return [
+            RerankResult(index=i, score=float(scores[i]), text=docs[i]) for i in top_n_order(scores, check_top_n(top_k))
+        ]
 
     def __repr__(self) -> str:
         return f"Reranker(model={self.model_name!r}, max_length={self.max_length})"
-
-

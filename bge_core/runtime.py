@@ -57,9 +57,7 @@ def resolve_device(device: str) -> torch.device:
     try:
         return torch.device(device)
     except RuntimeError as exc:
-        raise ValueError(
-            f"Unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
-        ) from exc
+        raise ValueError(f"Unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from exc
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:

@@ -135,7 +135,9 @@ class SearchOptions:
             or len(weights) != 2
             or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in weights)
         ):
-            raise ValueError(f"weights must be two finite numbers (dense, sparse), for example (1.0, 0.3); got {weights!r}")
+            raise ValueError(
+                f"weights must be two finite numbers (dense, sparse), for example (1.0, 0.3); got {weights!r}"
+            )
         object.__setattr__(self, "weights", (float(weights[0]), float(weights[1])))
         _positive_int("prefetch_limit", self.prefetch_limit, optional=True)
         _positive_int("rerank_candidates", self.rerank_candidates, optional=True)

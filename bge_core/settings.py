@@ -157,7 +157,11 @@ def model_to_load(request: SettingsRequest, recorded: dict[str, Any] | None, whe
                 "drop --model to use the recorded one, or use another --store or --collection"
             )
         have_tokens = recorded.get("max_tokens")
-        if request.max_tokens is not None and not request.fixed_max_tokens and have_tokens not in (None, request.max_tokens):
+        if (
+            request.max_tokens is not None
+            and not request.fixed_max_tokens
+            and have_tokens not in (None, request.max_tokens)
+        ):
             raise IndexSettingsMismatchError(
                 f"{where} was built with --max-tokens {have_tokens} (you asked for {request.max_tokens}): "
                 "drop --max-tokens to reuse it, or use another --store or --collection"

@@ -176,9 +176,7 @@ def _check_folder_readable(raw: str | os.PathLike[str], arg: Path) -> None:
         with os.scandir(arg):
             pass
     except OSError as exc:
-        raise SourceError(
-            f"{raw}: cannot read the folder ({exc.strerror or exc}); check its permissions"
-        ) from exc
+        raise SourceError(f"{raw}: cannot read the folder ({exc.strerror or exc}); check its permissions") from exc
 
 
 def find_source_files(paths: Sequence[str | os.PathLike[str]], report: SourceReport | None = None) -> list[SourceFile]:
@@ -202,7 +200,9 @@ def find_source_files(paths: Sequence[str | os.PathLike[str]], report: SourceRep
         root = _display_root(arg)
         if arg.is_file():
             if arg.suffix.lower() not in SUPPORTED_SUFFIXES:
-                report.problem(f"{raw}: unsupported file type {arg.suffix or '(none)'}; skipped (use .txt, .md or .jsonl)")
+                report.problem(
+                    f"{raw}: unsupported file type {arg.suffix or '(none)'}; skipped (use .txt, .md or .jsonl)"
+                )
                 continue
             found.setdefault(os.path.realpath(arg), SourceFile(arg, _relative_name(arg, root), root))
             continue
@@ -238,7 +238,9 @@ def _walk(arg: Path, root: Path, report: SourceReport, found: dict[str, SourceFi
                 continue
             full = os.path.join(folder, name)
             if os.path.islink(full) and loops(folder, os.path.realpath(full)):
-                report.problem(f"{_shown(full)}: symlink loop (leads back to {_shown(os.path.realpath(full))}); not followed")
+                report.problem(
+                    f"{_shown(full)}: symlink loop (leads back to {_shown(os.path.realpath(full))}); not followed"
+                )
                 continue
             kept.append(name)
         # Real folders before linked ones, so a folder reached both ways keeps its real name.
@@ -328,8 +330,12 @@ def _read_text_file(src: SourceFile, report: SourceReport) -> Iterator[SourceDoc
             return
         title = (_markdown_title(first) if src.path.suffix.lower() == ".md" else None) or src.path.name
         common = {
-            "key": src.name, "title": title, "source": src.name, "id_key": f"file:{src.name}",
-            "where": str(src.path), "root": src.root.as_posix(),
+            "key": src.name,
+            "title": title,
+            "source": src.name,
+            "id_key": f"file:{src.name}",
+            "where": str(src.path),
+            "root": src.root.as_posix(),
         }
         if len(data) < TEXT_BLOCK_CHARS:
             yield SourceDocument(text=first, **common)  # type: ignore[arg-type]
@@ -418,7 +424,13 @@ def _read_jsonl_file(src: SourceFile, report: SourceReport) -> Iterator[SourceDo
             meta.update(row)
             full = f"{title} {text}".strip() if title else text
             yield SourceDocument(
-                key=key, text=full, title=title, source=src.name, metadata=meta, id_key=id_key, where=where,
+                key=key,
+                text=full,
+                title=title,
+                source=src.name,
+                metadata=meta,
+                id_key=id_key,
+                where=where,
                 root=src.root.as_posix(),
             )
 
@@ -478,7 +490,9 @@ def _budget(tokenizer: TokenizerLike, max_tokens: int) -> int:
     special = int(tokenizer.num_special_tokens_to_add(pair=False))
     budget = max_tokens - special
     if budget < 1:
-        raise ValueError(f"max_tokens={max_tokens} leaves no room for text ({special} special tokens); use a larger value")
+        raise ValueError(
+            f"max_tokens={max_tokens} leaves no room for text ({special} special tokens); use a larger value"
+        )
     return budget
 
 

@@ -29,9 +29,13 @@ __all__ = [
 ]
 
 _PROMPT_WORDS = (
-    "Given query A and passage B, determine whether the contains an answer to by providing "
-    "prediction of either Yes or No Predict"
-).replace(",", "").split()
+    (
+        "Given query A and passage B, determine whether the contains an answer to by providing "
+        "prediction of either Yes or No Predict"
+    )
+    .replace(",", "")
+    .split()
+)
 #: Words of the tiny vocabulary (each also with a leading ``▁``).
 LLM_WORDS: tuple[str, ...] = tuple(dict.fromkeys([*TINY_WORDS, *_PROMPT_WORDS, "A", "B", "Yes", "No"]))
 _SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>"]

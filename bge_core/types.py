@@ -27,8 +27,7 @@ class SparseVector:
         val = np.ascontiguousarray(self.values, dtype=np.float32)
         if idx.ndim != 1 or val.ndim != 1 or idx.shape != val.shape:
             raise ValueError(
-                f"SparseVector needs 1-d indices and values of equal length, got shapes "
-                f"{idx.shape} and {val.shape}"
+                f"SparseVector needs 1-d indices and values of equal length, got shapes {idx.shape} and {val.shape}"
             )
         if idx.size > 1 and not bool(np.all(idx[1:] > idx[:-1])):
             raise ValueError(
@@ -64,9 +63,7 @@ class SparseVector:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SparseVector):
             return NotImplemented
-        return bool(
-            np.array_equal(self.indices, other.indices) and np.array_equal(self.values, other.values)
-        )
+        return bool(np.array_equal(self.indices, other.indices) and np.array_equal(self.values, other.values))
 
     def __repr__(self) -> str:
         return f"SparseVector(nnz={len(self)})"

@@ -49,8 +49,14 @@ def main() -> None:
             index = QdrantIndex(client, "example", encoder)
             ids = index.add_texts([t for t, _ in DOCS], [m for _, m in DOCS])
             print(f"indexed {len(ids)} documents; count={index.count()}")
-            runs = [("dense", "rrf"), ("sparse", "rrf"), ("hybrid", "rrf"), ("hybrid", "dbsf"),
-                    ("hybrid", "weighted"), ("colbert", "rrf")]
+            runs = [
+                ("dense", "rrf"),
+                ("sparse", "rrf"),
+                ("hybrid", "rrf"),
+                ("hybrid", "dbsf"),
+                ("hybrid", "weighted"),
+                ("colbert", "rrf"),
+            ]
             for mode, fusion in runs:
                 label = mode if mode in ("dense", "sparse", "colbert") else f"hybrid/{fusion}"
                 print(f"== {label}")

@@ -115,7 +115,14 @@ class FlakyProxy:
     def __init__(
         self, inner: Any, method: str, fail_on: int, error: BaseException, times: int = 1, only: str | None = None
     ) -> None:
-        self.inner, self.method, self.fail_on, self.error, self.times, self.only = inner, method, fail_on, error, times, only
+        self.inner, self.method, self.fail_on, self.error, self.times, self.only = (
+            inner,
+            method,
+            fail_on,
+            error,
+            times,
+            only,
+        )
         self.calls = 0
         self.failures = 0
 

@@ -142,7 +142,9 @@ def _open_session(
             request = dataclasses.replace(request, layout=recorded["layout"])
         # Cheap checks (model, max tokens, ColBERT) before a model is loaded.
         model = model_to_load(request, recorded, where)
-        encoder = CountingEncoder(load_encoder(model, device=args.device, dtype=args.dtype, batch_size=write_batch_size))
+        encoder = CountingEncoder(
+            load_encoder(model, device=args.device, dtype=args.dtype, batch_size=write_batch_size)
+        )
         resolved = resolve_settings(request, recorded, ModelFacts.of(encoder), where)
         index = VectorIndex(
             store,
@@ -264,7 +266,12 @@ class _IndexProgress:
             from tqdm.auto import tqdm
 
             self._bar = tqdm(
-                total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc="indexing", dynamic_ncols=True,
+                total=total_bytes,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc="indexing",
+                dynamic_ncols=True,
                 file=sys.stderr,
             )
             for handler in logging.getLogger().handlers:
@@ -514,7 +521,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise BGEError(f"-k must be at least 1, got {args.k}")
     flt = parse_filters(args.filter)
     session = _open_session(
-        args, collection=args.collection, layout="chunks", max_tokens=None, no_colbert=None, must_exist=True,
+        args,
+        collection=args.collection,
+        layout="chunks",
+        max_tokens=None,
+        no_colbert=None,
+        must_exist=True,
         fixed_max_tokens=False,
     )
     try:
@@ -589,8 +601,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     keep_identical = bool(getattr(args, "keep_identical_ids", False))
     with _remove_if_created(args.store):
         session = _open_session(
-            args, collection=collection, layout="documents", max_tokens=None, no_colbert=None,
-            write_batch_size=args.batch_size, fixed_max_tokens=True,
+            args,
+            collection=collection,
+            layout="documents",
+            max_tokens=None,
+            no_colbert=None,
+            write_batch_size=args.batch_size,
+            fixed_max_tokens=True,
         )
     try:
         _check_modes(session, modes, str(session.settings["model"]))
@@ -620,8 +637,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         counts = tracker.counts
         logger.info(
             "%s: %d documents encoded (%d new, %d changed), %d unchanged reused, %d no longer in the corpus removed",
-            session.where, counts.added + counts.updated, counts.added, counts.updated,
-            len(ids) - counts.added - counts.updated, removed,
+            session.where,
+            counts.added + counts.updated,
+            counts.added,
+            counts.updated,
+            len(ids) - counts.added - counts.updated,
+            removed,
         )
         # One more hit per query, so dropping the query's own id still leaves k=100.
         runs = run_queries(session.index, data.queries, modes, k=100 if keep_identical else 101)

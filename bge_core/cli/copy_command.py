@@ -25,11 +25,17 @@ def add_copy_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     p.add_argument("source", metavar="SRC", help="store URI of the index to copy")
     p.add_argument("destination", metavar="DST", help="store URI to copy into")
-    p.add_argument("--collection", default=_DEFAULT_COLLECTION, help=f"source collection (default {_DEFAULT_COLLECTION})")
+    p.add_argument(
+        "--collection", default=_DEFAULT_COLLECTION, help=f"source collection (default {_DEFAULT_COLLECTION})"
+    )
     p.add_argument("--to-collection", default=None, help="destination collection (default: the source's name)")
     p.add_argument("--batch-size", type=int, default=256, help="records per read and write (default 256)")
-    p.add_argument("--sample", type=int, default=100, help="records whose vectors are compared at the end (default 100)")
-    p.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None, help="no progress bar")
+    p.add_argument(
+        "--sample", type=int, default=100, help="records whose vectors are compared at the end (default 100)"
+    )
+    p.add_argument(
+        "--no-progress", dest="progress", action="store_const", const=False, default=None, help="no progress bar"
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug); tracebacks on errors")
     p.set_defaults(func=cmd_copy)
 

@@ -38,7 +38,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-
 def model_kind(name: str) -> Kind:
     """``"m3"`` or ``"dense"``: what :func:`bge_core.kinds.detect_kind` says ``name`` is.
 

@@ -53,13 +53,27 @@ def _key_value(raw: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``bge``."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug); tracebacks on errors")
-    common.add_argument("--store", default=DEFAULT_STORE, help=f"vector store URI (default {DEFAULT_STORE}); e.g. "
-                        "qdrant:./dir, qdrant+http://host:6333, milvus:./file.db, milvus+http://host:19530")
+    common.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug); tracebacks on errors"
+    )
+    common.add_argument(
+        "--store",
+        default=DEFAULT_STORE,
+        help=f"vector store URI (default {DEFAULT_STORE}); e.g. "
+        "qdrant:./dir, qdrant+http://host:6333, milvus:./file.db, milvus+http://host:19530",
+    )
     common.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1, mps (default auto)")
-    common.add_argument("--dtype", default="auto", help="compute dtype: auto, float32, bfloat16, float16 (default auto)")
-    common.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None,
-                        help="no progress bar (default: shown when stderr is a terminal)")
+    common.add_argument(
+        "--dtype", default="auto", help="compute dtype: auto, float32, bfloat16, float16 (default auto)"
+    )
+    common.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_const",
+        const=False,
+        default=None,
+        help="no progress bar (default: shown when stderr is a terminal)",
+    )
 
     parser = argparse.ArgumentParser(
         prog="bge",
@@ -68,46 +82,88 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("index", parents=[common], help="index .txt/.md/.jsonl files or folders",
-                       description="Chunk, encode and store files. Re-running finishes an interrupted run "
-                       "without duplicates and without re-encoding stored chunks.")
+    p = sub.add_parser(
+        "index",
+        parents=[common],
+        help="index .txt/.md/.jsonl files or folders",
+        description="Chunk, encode and store files. Re-running finishes an interrupted run "
+        "without duplicates and without re-encoding stored chunks.",
+    )
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="files or folders (recursive) of .txt, .md, .jsonl")
-    p.add_argument("--model", default=None, help=f"model id or folder (default: the recorded one, else {DEFAULT_MODEL})")
+    p.add_argument(
+        "--model", default=None, help=f"model id or folder (default: the recorded one, else {DEFAULT_MODEL})"
+    )
     p.add_argument("--collection", default=DEFAULT_COLLECTION, help=f"collection name (default {DEFAULT_COLLECTION})")
-    p.add_argument("--max-tokens", type=positive_int, default=None, help="most tokens per chunk, special tokens included "
-                   "(default: the recorded value, else the model's max length)")
+    p.add_argument(
+        "--max-tokens",
+        type=positive_int,
+        default=None,
+        help="most tokens per chunk, special tokens included "
+        "(default: the recorded value, else the model's max length)",
+    )
     p.add_argument("--no-colbert", action="store_true", default=False, help="do not store ColBERT vectors (M3 models)")
-    p.add_argument("--batch-size", type=positive_int, default=32, help="chunks encoded and written per step (default 32)")
-    p.add_argument("--no-delete", "--append", dest="no_delete", action="store_true", default=False,
-                   help="keep stored chunks of files under SOURCE that are gone or got shorter (default: remove them)")
+    p.add_argument(
+        "--batch-size", type=positive_int, default=32, help="chunks encoded and written per step (default 32)"
+    )
+    p.add_argument(
+        "--no-delete",
+        "--append",
+        dest="no_delete",
+        action="store_true",
+        default=False,
+        help="keep stored chunks of files under SOURCE that are gone or got shorter (default: remove them)",
+    )
     add_ray_options(p)  # bge index --ray (bge_core/cli/ray_options.py)
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("search", parents=[common], help="search an index", description="Search an index built by bge index.")
+    p = sub.add_parser(
+        "search", parents=[common], help="search an index", description="Search an index built by bge index."
+    )
     p.add_argument("query", metavar="QUERY")
     p.add_argument("-k", type=positive_int, default=10, help="number of results (default 10)")
-    p.add_argument("--mode", choices=["dense", "sparse", "hybrid", "colbert"], default=None,
-                   help="default: hybrid for BGE-M3 indexes, dense for dense-only ones")
-    p.add_argument("--rerank", metavar="MODEL", default=None, help="rerank with a cross-encoder, e.g. BAAI/bge-reranker-v2-m3")
-    p.add_argument("--filter", action="append", metavar="KEY=VALUE", type=_key_value,
-                   help="metadata filter (repeat; a key given twice matches any of its values)")
+    p.add_argument(
+        "--mode",
+        choices=["dense", "sparse", "hybrid", "colbert"],
+        default=None,
+        help="default: hybrid for BGE-M3 indexes, dense for dense-only ones",
+    )
+    p.add_argument(
+        "--rerank", metavar="MODEL", default=None, help="rerank with a cross-encoder, e.g. BAAI/bge-reranker-v2-m3"
+    )
+    p.add_argument(
+        "--filter",
+        action="append",
+        metavar="KEY=VALUE",
+        type=_key_value,
+        help="metadata filter (repeat; a key given twice matches any of its values)",
+    )
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     p.add_argument("--model", default=None, help="model (default: the one recorded with the index)")
     p.add_argument("--collection", default=DEFAULT_COLLECTION, help=f"collection name (default {DEFAULT_COLLECTION})")
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("eval", parents=[common], help="nDCG@10 / Recall@100 / MRR@10 on a BEIR folder",
-                       description="Index a BEIR corpus (title + ' ' + text; skipped when already stored), run "
-                       "the queries (k=100) and print nDCG@10, Recall@100 and MRR@10 per mode.")
+    p = sub.add_parser(
+        "eval",
+        parents=[common],
+        help="nDCG@10 / Recall@100 / MRR@10 on a BEIR folder",
+        description="Index a BEIR corpus (title + ' ' + text; skipped when already stored), run "
+        "the queries (k=100) and print nDCG@10, Recall@100 and MRR@10 per mode.",
+    )
     p.add_argument("beir_dir", metavar="BEIR_DIR", help="folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
     p.add_argument("--model", default=None, help=f"model (default: the recorded one, else {DEFAULT_MODEL})")
     p.add_argument("--modes", default="dense,sparse,hybrid,colbert", help="comma-separated (default all four)")
     p.add_argument("--split", default="test", help="qrels split (default test)")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the metrics as JSON to FILE")
     p.add_argument("--collection", default=None, help="collection name (default beir_<folder name>)")
-    p.add_argument("--batch-size", type=positive_int, default=32, help="documents encoded and written per step (default 32)")
-    p.add_argument("--keep-identical-ids", action="store_true", default=False,
-                   help="keep a retrieved document whose id equals the query id (default: dropped, as BEIR does)")
+    p.add_argument(
+        "--batch-size", type=positive_int, default=32, help="documents encoded and written per step (default 32)"
+    )
+    p.add_argument(
+        "--keep-identical-ids",
+        action="store_true",
+        default=False,
+        help="keep a retrieved document whose id equals the query id (default: dropped, as BEIR does)",
+    )
     p.set_defaults(func=cmd_eval)
 
     add_copy_command(sub)
@@ -208,8 +264,14 @@ def _teardown_logging() -> None:
         _saved_showwarning = None
 
 
-def _warning_to_log(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                    file: Any = None, line: str | None = None) -> None:
+def _warning_to_log(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
     """Python warnings (e.g. a store client's advice) as one ``bge: WARNING:`` line, without
     the library's file name and source line; ``-v`` adds where it came from."""
     logging.getLogger("bge_core.cli").warning("%s", message)

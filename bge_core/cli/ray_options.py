@@ -27,15 +27,29 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--ray``, ``--ray-address``, ``--workers``, ``--gpus-per-worker``,
     ``--cpus-per-worker`` and ``--on-error`` to the ``index`` sub-parser."""
     group = parser.add_argument_group("distributed encoding on Ray (pip install 'bge-integrations[ray]')")
-    group.add_argument("--ray", action="store_true", default=False,
-                       help="encode on a Ray actor pool (a local Ray unless --ray-address is given)")
-    group.add_argument("--ray-address", default=None, metavar="ADDRESS",
-                       help="a running Ray cluster: HOST:PORT, ray://HOST:PORT or auto")
-    group.add_argument("--workers", type=positive_int, default=1, help="encoder workers, each loads the model once (default 1)")
+    group.add_argument(
+        "--ray",
+        action="store_true",
+        default=False,
+        help="encode on a Ray actor pool (a local Ray unless --ray-address is given)",
+    )
+    group.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="a running Ray cluster: HOST:PORT, ray://HOST:PORT or auto",
+    )
+    group.add_argument(
+        "--workers", type=positive_int, default=1, help="encoder workers, each loads the model once (default 1)"
+    )
     group.add_argument("--gpus-per-worker", type=non_negative, default=0.0, help="GPUs per worker (default 0: CPU)")
     group.add_argument("--cpus-per-worker", type=non_negative, default=1.0, help="CPUs per worker (default 1)")
-    group.add_argument("--on-error", choices=["fail", "skip"], default="fail",
-                       help="a chunk that fails to encode: stop (fail, default) or leave it out and exit 3 (skip)")
+    group.add_argument(
+        "--on-error",
+        choices=["fail", "skip"],
+        default="fail",
+        help="a chunk that fails to encode: stop (fail, default) or leave it out and exit 3 (skip)",
+    )
 
 
 def _bge_ray() -> Any:

@@ -40,9 +40,7 @@ DEFAULT_STORE = "edge:./bge-index"
 #: The entry-point group adapters register their ``open_store`` in.
 ENTRY_POINT_GROUP = "bge.stores"
 
-_EXAMPLES = (
-    "edge:./bge-index, qdrant:./bge-index, qdrant+http://localhost:6333, milvus:./bge.db or milvus+http://localhost:19530"
-)
+_EXAMPLES = "edge:./bge-index, qdrant:./bge-index, qdrant+http://localhost:6333, milvus:./bge.db or milvus+http://localhost:19530"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9_.-]*)[:+]")
 
 Opener = Callable[..., Any]
@@ -102,7 +100,9 @@ def resolve_default_store(uri: str) -> str:
         return uri
     folder = Path(path).expanduser()
     if (folder / "meta.json").is_file() and (folder / "collection").is_dir():
-        logging.getLogger("bge_core.cli").info("%s holds a Qdrant local-mode index: opening it as qdrant:%s", folder, path)
+        logging.getLogger("bge_core.cli").info(
+            "%s holds a Qdrant local-mode index: opening it as qdrant:%s", folder, path
+        )
         return f"qdrant:{path}"
     return uri
 

@@ -44,61 +44,109 @@ def _ratio(raw: str) -> float:
 def add_train_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``mine`` and ``finetune`` to the ``bge`` sub-command parsers."""
     p = sub.add_parser(
-        "mine", parents=[common], help="mine hard negatives from an index into a training file",
+        "mine",
+        parents=[common],
+        help="mine hard negatives from an index into a training file",
         description="Search the index for each query, sample negatives from a rank range (positives "
         "dropped, optionally likely false negatives too) and write FlagEmbedding's fine-tuning format: "
         'JSON lines {"query", "pos", "neg"}.',
     )
-    p.add_argument("queries", metavar="QUERIES", help="a BEIR folder (queries.jsonl + qrels/<split>.tsv; the "
-                   'corpus must be indexed, e.g. by bge eval) or a JSONL file of {"query", "pos": [...]} rows')
+    p.add_argument(
+        "queries",
+        metavar="QUERIES",
+        help="a BEIR folder (queries.jsonl + qrels/<split>.tsv; the "
+        'corpus must be indexed, e.g. by bge eval) or a JSONL file of {"query", "pos": [...]} rows',
+    )
     p.add_argument("--out", required=True, help="training file to write (JSON lines)")
     p.add_argument("--split", default="train", help="qrels split of a BEIR folder (default train)")
     p.add_argument("--collection", default=None, help="collection (default beir_<folder> for a BEIR folder, else bge)")
-    p.add_argument("--model", default=None, help="model the index must have been built with (default: the recorded one)")
-    p.add_argument("--mode", choices=["dense", "sparse", "hybrid", "colbert"], default=None,
-                   help="search mode (default hybrid for BGE-M3 indexes, dense otherwise)")
-    p.add_argument("--range", dest="rank_range", default="10-100",
-                   help="0-based rank range START-END to sample negatives from (default 10-100)")
+    p.add_argument(
+        "--model", default=None, help="model the index must have been built with (default: the recorded one)"
+    )
+    p.add_argument(
+        "--mode",
+        choices=["dense", "sparse", "hybrid", "colbert"],
+        default=None,
+        help="search mode (default hybrid for BGE-M3 indexes, dense otherwise)",
+    )
+    p.add_argument(
+        "--range",
+        dest="rank_range",
+        default="10-100",
+        help="0-based rank range START-END to sample negatives from (default 10-100)",
+    )
     p.add_argument("--negatives", type=_positive, default=15, help="negatives per query (default 15)")
     p.add_argument("--seed", type=int, default=42, help="sampling seed (default 42)")
-    p.add_argument("--rerank", metavar="MODEL", default=None,
-                   help="cross-encoder that judges false negatives (positive-aware filtering); its scores are written")
-    p.add_argument("--positive-aware", action="store_true",
-                   help="positive-aware filtering judged by the index's own dense model (no cross-encoder)")
-    p.add_argument("--max-neg-ratio", type=_ratio, default=0.95,
-                   help="with --rerank / --positive-aware: drop negatives scoring above this fraction of the "
-                   "positive's score (default 0.95, NV-Retriever's TopK-PercPos)")
+    p.add_argument(
+        "--rerank",
+        metavar="MODEL",
+        default=None,
+        help="cross-encoder that judges false negatives (positive-aware filtering); its scores are written",
+    )
+    p.add_argument(
+        "--positive-aware",
+        action="store_true",
+        help="positive-aware filtering judged by the index's own dense model (no cross-encoder)",
+    )
+    p.add_argument(
+        "--max-neg-ratio",
+        type=_ratio,
+        default=0.95,
+        help="with --rerank / --positive-aware: drop negatives scoring above this fraction of the "
+        "positive's score (default 0.95, NV-Retriever's TopK-PercPos)",
+    )
     p.add_argument("--prompt", default=None, help="write this query instruction as each row's prompt")
     p.set_defaults(func=cmd_mine)
 
     train_common = argparse.ArgumentParser(add_help=False)
     train_common.add_argument("-v", "--verbose", action="count", default=0, help="more logging; tracebacks on errors")
     p = sub.add_parser(
-        "finetune", parents=[train_common], help="fine-tune a dense model on a training file",
+        "finetune",
+        parents=[train_common],
+        help="fine-tune a dense model on a training file",
         description="Contrastive fine-tuning (InfoNCE with in-batch and hard negatives) of a dense BGE or "
         "sentence-transformers model on FlagEmbedding-format JSON lines. Checkpoints after each epoch; "
         "--resume continues an interrupted run. Needs: pip install 'bge-integrations[train]'.",
     )
-    p.add_argument("train_file", metavar="TRAIN_JSONL", help='JSON lines {"query", "pos", "neg"} (bge mine writes them)')
+    p.add_argument(
+        "train_file", metavar="TRAIN_JSONL", help='JSON lines {"query", "pos", "neg"} (bge mine writes them)'
+    )
     p.add_argument("--model", required=True, help="dense model id or folder, e.g. BAAI/bge-small-en-v1.5")
     p.add_argument("--out", required=True, help="output folder (the model, and checkpoints/)")
     p.add_argument("--epochs", type=_positive, default=1, help="epochs (default 1)")
     p.add_argument("--batch-size", type=_positive, default=32, help="queries per batch (default 32)")
-    p.add_argument("--group-size", type=_positive, default=2,
-                   help="passages per query: 1 positive + N-1 hard negatives; 1 = in-batch negatives only (default 2)")
+    p.add_argument(
+        "--group-size",
+        type=_positive,
+        default=2,
+        help="passages per query: 1 positive + N-1 hard negatives; 1 = in-batch negatives only (default 2)",
+    )
     p.add_argument("--lr", type=float, default=2e-5, help="learning rate (default 2e-5)")
     p.add_argument("--temperature", type=float, default=0.02, help="InfoNCE temperature (default 0.02, as BGE)")
     p.add_argument("--max-length", type=_positive, default=None, help="token cap (default the model's)")
-    p.add_argument("--query-instruction", default=None,
-                   help="prefix of queries (default: the model's known instruction; '' for none)")
+    p.add_argument(
+        "--query-instruction",
+        default=None,
+        help="prefix of queries (default: the model's known instruction; '' for none)",
+    )
     p.add_argument("--seed", type=int, default=42, help="seed (default 42)")
-    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
-                   help="auto: bf16 where the GPU or CPU (AMX / AVX512-BF16) runs it, else fp32")
+    p.add_argument(
+        "--dtype",
+        choices=["auto", "float32", "bfloat16"],
+        default="auto",
+        help="auto: bf16 where the GPU or CPU (AMX / AVX512-BF16) runs it, else fp32",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto)")
     p.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for memory")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last complete epoch")
-    p.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None,
-                   help="no progress bar (default: shown when stderr is a terminal)")
+    p.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_const",
+        const=False,
+        default=None,
+        help="no progress bar (default: shown when stderr is a terminal)",
+    )
     p.set_defaults(func=cmd_finetune)
 
 
@@ -151,7 +199,11 @@ def cmd_mine(args: argparse.Namespace) -> int:
         encoder = load_encoder(model, device=args.device, dtype=args.dtype)
         outputs = [str(x) for x in recorded.get("outputs", ["dense"])]
         index = VectorIndex(
-            probe, encoder, dense=True, sparse="sparse" in outputs, colbert="colbert" in outputs,
+            probe,
+            encoder,
+            dense=True,
+            sparse="sparse" in outputs,
+            colbert="colbert" in outputs,
             show_progress=args.progress,
         )
         if beir:
@@ -165,8 +217,16 @@ def cmd_mine(args: argparse.Namespace) -> int:
         elif args.positive_aware:
             scorer = DenseIndexScorer(index)
         stats = mine_hard_negatives(
-            index, queries, negatives=args.negatives, rank_range=rank_range, mode=args.mode, seed=args.seed,
-            scorer=scorer, max_neg_ratio=args.max_neg_ratio, prompt=args.prompt, show_progress=args.progress,
+            index,
+            queries,
+            negatives=args.negatives,
+            rank_range=rank_range,
+            mode=args.mode,
+            seed=args.seed,
+            scorer=scorer,
+            max_neg_ratio=args.max_neg_ratio,
+            prompt=args.prompt,
+            show_progress=args.progress,
         )
     finally:
         close_store(probe)
@@ -182,19 +242,39 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from bge_core.finetune import FinetuneConfig, finetune
 
     cfg = FinetuneConfig(
-        epochs=args.epochs, batch_size=args.batch_size, group_size=args.group_size, learning_rate=args.lr,
-        temperature=args.temperature, max_length=args.max_length, seed=args.seed, dtype=args.dtype,
-        device=args.device, gradient_checkpointing=args.gradient_checkpointing,
-        query_instruction=args.query_instruction, show_progress=args.progress,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        group_size=args.group_size,
+        learning_rate=args.lr,
+        temperature=args.temperature,
+        max_length=args.max_length,
+        seed=args.seed,
+        dtype=args.dtype,
+        device=args.device,
+        gradient_checkpointing=args.gradient_checkpointing,
+        query_instruction=args.query_instruction,
+        show_progress=args.progress,
     )
     try:
         result = finetune(args.train_file, args.model, args.out, cfg, resume=args.resume)
     except KeyboardInterrupt:
-        print(f"bge: completed epochs are kept in {args.out}/checkpoints; continue with the same command "
-              "and --resume", file=sys.stderr)
+        print(
+            f"bge: completed epochs are kept in {args.out}/checkpoints; continue with the same command and --resume",
+            file=sys.stderr,
+        )
         raise
     out = getattr(args, "stdout", None) or sys.stdout
     loss = "n/a" if result.final_loss is None else f"{result.final_loss:.4f}"
-    print(json.dumps({"out": str(result.output_dir), "steps": result.steps, "examples": result.examples,
-                      "train_seconds": round(result.train_seconds, 1), "final_loss": loss}), file=out)
+    print(
+        json.dumps(
+            {
+                "out": str(result.output_dir),
+                "steps": result.steps,
+                "examples": result.examples,
+                "train_seconds": round(result.train_seconds, 1),
+                "final_loss": loss,
+            }
+        ),
+        file=out,
+    )
     return 0

@@ -83,7 +83,9 @@ def milvus_fetch_records(store: MilvusStore, ids: Sequence[str]) -> list[Record]
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), _IDS_PER_CALL):
         chunk = unique[start : start + _IDS_PER_CALL]
-        for row in client.query(store.collection_name, filter=id_list_expression("id", chunk), output_fields=fields, limit=len(chunk)):
+        for row in client.query(
+            store.collection_name, filter=id_list_expression("id", chunk), output_fields=fields, limit=len(chunk)
+        ):
             rows[str(row["id"])] = row
     counts = {k: int(r.get("colbert_tokens", -1)) for k, r in rows.items() if int(r.get("colbert_tokens", -1)) > 0}
     tokens = store._fetch_tokens(counts) if counts and spec.colbert_dim else {}

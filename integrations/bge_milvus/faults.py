@@ -8,8 +8,14 @@ __all__ = ["is_missing_collection", "is_transient_error"]
 
 _TRANSIENT_CODES = {1, 2, 3, 4, 8, 12}  # not ready, unavailable, memory/rate limits (merr)
 _TRANSIENT_WORDS = (
-    "unavailable", "deadline exceeded", "timed out", "timeout",  # transient whatever the code
-    "rate limit", "connection reset", "not ready", "too many requests",  # transient with a transient code
+    "unavailable",
+    "deadline exceeded",
+    "timed out",
+    "timeout",  # transient whatever the code
+    "rate limit",
+    "connection reset",
+    "not ready",
+    "too many requests",  # transient with a transient code
 )
 _TRANSIENT_GRPC = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"}
 

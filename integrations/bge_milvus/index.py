@@ -51,12 +51,26 @@ class MilvusIndex(VectorIndex):
         label: str | None = None,
     ) -> None:
         store = MilvusStore(
-            client, collection_name, colbert_collection=colbert_collection, dense_index=dense_index,
-            metric=metric, ef=ef, timeout=timeout, owns_client=owns_client, label=label,
+            client,
+            collection_name,
+            colbert_collection=colbert_collection,
+            dense_index=dense_index,
+            metric=metric,
+            ef=ef,
+            timeout=timeout,
+            owns_client=owns_client,
+            label=label,
         )
         super().__init__(
-            store, encoder, dense=dense, sparse=sparse, colbert=colbert, show_progress=show_progress,
-            write_batch_size=write_batch_size, chunk_size=chunk_size, retry=retry,
+            store,
+            encoder,
+            dense=dense,
+            sparse=sparse,
+            colbert=colbert,
+            show_progress=show_progress,
+            write_batch_size=write_batch_size,
+            chunk_size=chunk_size,
+            retry=retry,
         )
 
     @property

@@ -93,7 +93,9 @@ def main_schema(pm: Any, client: Any, spec: CollectionSpec, layout: MilvusLayout
         index.add_index("dense", index_type=layout.dense_index, metric_type=layout.metric, params=params)
     if spec.sparse:
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="IP", params={"drop_ratio_build": 0.0})
+        index.add_index(
+            "sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="IP", params={"drop_ratio_build": 0.0}
+        )
     return schema, index
 
 
@@ -119,8 +121,12 @@ def _base_problems(pm: Any, fields: dict[str, dict[str, Any]]) -> list[str]:
     problems = [
         f"field {name!r} ({ftype.name}) is missing"
         for name, ftype in (
-            ("id", DataType.VARCHAR), ("text", DataType.VARCHAR), ("metadata", DataType.JSON),
-            (TERMS_FIELD, DataType.JSON), ("hash", DataType.VARCHAR), ("colbert_tokens", DataType.INT32),
+            ("id", DataType.VARCHAR),
+            ("text", DataType.VARCHAR),
+            ("metadata", DataType.JSON),
+            (TERMS_FIELD, DataType.JSON),
+            ("hash", DataType.VARCHAR),
+            ("colbert_tokens", DataType.INT32),
         )
         if name not in fields or fields[name].get("type") != ftype
     ]
@@ -140,7 +146,9 @@ def _dense_problems(
     problems = []
     dim = int(field.get("params", {}).get("dim", -1))
     if dim != spec.dense_dim:
-        problems.append(f"its dense dim is {dim} but the encoder gives {spec.dense_dim} (use the model it was built with)")
+        problems.append(
+            f"its dense dim is {dim} but the encoder gives {spec.dense_dim} (use the model it was built with)"
+        )
     metric = str((index or {}).get("metric_type", "")).upper()
     if metric not in DENSE_METRICS:
         problems.append(f"its dense index metric is {metric or 'missing'!r}; need IP or COSINE")
@@ -149,7 +157,9 @@ def _dense_problems(
     return problems, DenseSearch(metric, index_type, layout.ef)
 
 
-def _sparse_problems(pm: Any, field: dict[str, Any] | None, index: dict[str, Any] | None, spec: CollectionSpec) -> list[str]:
+def _sparse_problems(
+    pm: Any, field: dict[str, Any] | None, index: dict[str, Any] | None, spec: CollectionSpec
+) -> list[str]:
     if not spec.sparse:
         return ["it has a sparse vector but the index stores none (open it with sparse=True)"] if field else []
     if field is None or field.get("type") != pm.DataType.SPARSE_FLOAT_VECTOR:
@@ -201,6 +211,7 @@ def raise_problems(name: str, problems: list[str]) -> None:
     """Raise :class:`CollectionMismatchError` listing ``problems`` (none: return)."""
     if problems:
         raise CollectionMismatchError(
-            f"Milvus collection {name!r} does not fit this index: " + "; ".join(problems)
+            f"Milvus collection {name!r} does not fit this index: "
+            + "; ".join(problems)
             + ". Use another collection name, or drop the collection to rebuild it."
         )

@@ -61,8 +61,12 @@ def check_limits(request: SearchRequest) -> None:
 def uses_native_rrf(request: SearchRequest) -> bool:
     """Whether ``request`` runs as one ``hybrid_search`` with ``RRFRanker(rrf_k)``."""
     return (
-        request.mode == "hybrid" and request.fusion == "rrf" and 1 <= request.rrf_k < MAX_TOPK
-        and request.dense is not None and request.sparse is not None and len(request.sparse) > 0
+        request.mode == "hybrid"
+        and request.fusion == "rrf"
+        and 1 <= request.rrf_k < MAX_TOPK
+        and request.dense is not None
+        and request.sparse is not None
+        and len(request.sparse) > 0
     )
 
 

@@ -220,11 +220,15 @@ class MilvusStore:
                 raise_problems(name, check_colbert(colbert_info, spec, self.layout))
             if spec.colbert_dim is not None and colbert_info is None:
                 schema, index = colbert_schema(pm, self.client, spec.colbert_dim)
-                self.client.create_collection(cname, schema=schema, index_params=index, consistency_level="Strong", **self._kw())
+                self.client.create_collection(
+                    cname, schema=schema, index_params=index, consistency_level="Strong", **self._kw()
+                )
                 logger.info("created Milvus collection %r for ColBERT token vectors", cname)
             if not has_main:
                 schema, index = main_schema(pm, self.client, spec, self.layout)
-                self.client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong", **self._kw())
+                self.client.create_collection(
+                    name, schema=schema, index_params=index, consistency_level="Strong", **self._kw()
+                )
                 logger.info("created Milvus collection %r", name)
             self._spec = spec
             for n in [name] + ([cname] if spec.colbert_dim is not None else []):
@@ -267,8 +271,11 @@ class MilvusStore:
         out: list[dict[str, Any]] = []
         for chunk in chunks(list(dict.fromkeys(ids)), IDS_PER_CALL):
             out += self.client.query(
-                self.collection_name, filter=id_list_expression("id", chunk), output_fields=fields,
-                limit=len(chunk), **self._kw(),
+                self.collection_name,
+                filter=id_list_expression("id", chunk),
+                output_fields=fields,
+                limit=len(chunk),
+                **self._kw(),
             )
         return out
 
@@ -399,8 +406,14 @@ class MilvusStore:
                 return []
             data, params = [sparse_dict(vector)], SPARSE_PARAMS
         res = self.client.search(
-            self.collection_name, data=data, anns_field=field, filter=expr, limit=limit,
-            output_fields=MAIN_OUTPUT, search_params=params, **self._kw(),
+            self.collection_name,
+            data=data,
+            anns_field=field,
+            filter=expr,
+            limit=limit,
+            output_fields=MAIN_OUTPUT,
+            search_params=params,
+            **self._kw(),
         )
         hits = [flatten(h) for h in res[0]]
         if field == "sparse":  # placeholder rows and non-overlapping rows are not matches
@@ -417,8 +430,12 @@ class MilvusStore:
             pm.AnnSearchRequest([sparse_dict(request.sparse)], "sparse", SPARSE_PARAMS, P, expr=expr or None),
         ]
         res = self.client.hybrid_search(
-            self.collection_name, reqs, pm.RRFRanker(request.rrf_k), limit=request.limit,
-            output_fields=MAIN_OUTPUT, **self._kw(),
+            self.collection_name,
+            reqs,
+            pm.RRFRanker(request.rrf_k),
+            limit=request.limit,
+            output_fields=MAIN_OUTPUT,
+            **self._kw(),
         )
         return [to_hit(h, {"fusion": h["distance"]}) for h in (flatten(x) for x in res[0])]
 
@@ -427,8 +444,10 @@ class MilvusStore:
         out: dict[str, FloatArray] = {}
         for group in token_groups(counts):
             res = self.client.query(
-                self.colbert_collection, filter=id_list_expression("doc_id", group),
-                output_fields=["doc_id", "pos", "vector"], limit=min(MAX_TOPK, sum(counts[k] for k in group)),
+                self.colbert_collection,
+                filter=id_list_expression("doc_id", group),
+                output_fields=["doc_id", "pos", "vector"],
+                limit=min(MAX_TOPK, sum(counts[k] for k in group)),
                 **self._kw(),
             )
             out.update(tokens_by_doc(list(res), counts))

@@ -65,8 +65,15 @@ def open_index(
     """
     client, label = _connect(uri)
     return MilvusIndex(
-        client, collection, encoder, dense=dense, sparse=sparse, colbert=colbert,
-        show_progress=show_progress, owns_client=True, label=label,
+        client,
+        collection,
+        encoder,
+        dense=dense,
+        sparse=sparse,
+        colbert=colbert,
+        show_progress=show_progress,
+        owns_client=True,
+        label=label,
     )
 
 
@@ -85,7 +92,9 @@ def _connect(uri: str) -> tuple[Any, str]:
 
 def _connect_lite(raw: str) -> tuple[Any, str]:
     if raw.startswith("//"):
-        raise StoreError(f"malformed Milvus Lite URI 'milvus:{raw}'; write milvus:PATH.db (for a server: milvus+http://HOST:PORT)")
+        raise StoreError(
+            f"malformed Milvus Lite URI 'milvus:{raw}'; write milvus:PATH.db (for a server: milvus+http://HOST:PORT)"
+        )
     if not raw.endswith(".db") or raw == ".db":
         raise StoreError(f"malformed Milvus Lite URI 'milvus:{raw}'; the path must end in .db, e.g. milvus:./index.db")
     path = Path(raw).expanduser().resolve()
@@ -95,8 +104,12 @@ def _connect_lite(raw: str) -> tuple[Any, str]:
         client = pm.MilvusClient(str(path))
     except Exception as exc:  # noqa: BLE001 - translated to one line below
         if _locked(path):
-            raise StoreError(f"Milvus Lite database {str(path)!r} is in use by another process; stop it or use another path") from None
-        raise StoreError(f"cannot open Milvus Lite database {str(path)!r}: {type(exc).__name__}: {_one_line(exc)}") from None
+            raise StoreError(
+                f"Milvus Lite database {str(path)!r} is in use by another process; stop it or use another path"
+            ) from None
+        raise StoreError(
+            f"cannot open Milvus Lite database {str(path)!r}: {type(exc).__name__}: {_one_line(exc)}"
+        ) from None
     return client, f"lite={str(path)!r}"
 
 

@@ -48,7 +48,9 @@ def _edge_path(key: str, root: str = METADATA_KEY) -> str:
 def _condition(qe: Any, key: str, value: Any) -> Any:
     # As bge_qdrant.filters: bools only match bools; ints and floats match by numeric value.
     if isinstance(value, bool):
-        return qe.FieldCondition(key=_edge_path(key, BOOL_MIRROR_KEY), match=qe.MatchValue("true" if value else "false"))
+        return qe.FieldCondition(
+            key=_edge_path(key, BOOL_MIRROR_KEY), match=qe.MatchValue("true" if value else "false")
+        )
     path = _edge_path(key)
     if isinstance(value, str):
         return qe.FieldCondition(key=path, match=qe.MatchValue(value))

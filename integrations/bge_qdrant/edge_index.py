@@ -123,7 +123,9 @@ class QdrantEdgeIndex(VectorIndex):
         total: int | None = None,
     ) -> list[str]:
         """See :meth:`bge_core.index.VectorIndex.add_texts`; ends with an HNSW build."""
-        out = super().add_texts(texts, metadatas, ids, batch_size=batch_size, skip_unchanged=skip_unchanged, total=total)
+        out = super().add_texts(
+            texts, metadatas, ids, batch_size=batch_size, skip_unchanged=skip_unchanged, total=total
+        )
         self.store.finish_ingest()
         return out
 

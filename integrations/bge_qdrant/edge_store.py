@@ -136,7 +136,9 @@ class EdgeStore:
         for key, kind in (payload_indexes or {}).items():
             payload_path(key)  # refuses keys that cannot be a payload path
             if kind not in ("keyword", "integer", "float", "bool"):
-                raise ValueError(f"payload index type for {key!r} must be keyword, integer, float or bool, got {kind!r}")
+                raise ValueError(
+                    f"payload index type for {key!r} must be keyword, integer, float or bool, got {kind!r}"
+                )
         self.path = Path(os.path.expanduser(os.fspath(path)))
         self.collection_name = collection_name
         self.layout = layout or QdrantLayout()
@@ -289,7 +291,9 @@ class EdgeStore:
                 size=spec.dense_dim,
                 distance=qe.Distance.Cosine,
                 on_disk=True if layout.dense_on_disk else None,
-                hnsw_config=qe.HnswIndexConfig(m=self.hnsw_m, ef_construct=self.hnsw_ef_construct, full_scan_threshold=10_000),
+                hnsw_config=qe.HnswIndexConfig(
+                    m=self.hnsw_m, ef_construct=self.hnsw_ef_construct, full_scan_threshold=10_000
+                ),
             )
         if spec.colbert_dim is not None:
             vectors[COLBERT] = qe.EdgeVectorParams(
@@ -297,7 +301,9 @@ class EdgeStore:
                 distance=qe.Distance.Cosine,
                 multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
                 hnsw_config=qe.HnswIndexConfig(
-                    m=self.hnsw_m if layout.colbert_hnsw else 0, ef_construct=self.hnsw_ef_construct, full_scan_threshold=10_000
+                    m=self.hnsw_m if layout.colbert_hnsw else 0,
+                    ef_construct=self.hnsw_ef_construct,
+                    full_scan_threshold=10_000,
                 ),
                 on_disk=True if layout.colbert_on_disk else None,
             )
@@ -428,7 +434,10 @@ class EdgeStore:
                 self._warned_colbert = True
                 logger.warning(
                     "a document has %d ColBERT token vectors; Qdrant stores at most %d per point, "
-                    "so only its first %d are kept (logged once per index)", vecs.shape[0], cap, cap,
+                    "so only its first %d are kept (logged once per index)",
+                    vecs.shape[0],
+                    cap,
+                    cap,
                 )
             vecs = vecs[:cap]
         return np.asarray(vecs, dtype=np.float32).tolist()
@@ -610,7 +619,8 @@ class EdgeStore:
             fused = weighted_sum_fusion(stage, dict(zip((DENSE, SPARSE), request.weights)))[: request.limit]
             return [hit_from_point(points[k], s, {**stage[k], "fusion": s}) for k, s in fused]
         prefetch = [
-            qe.Prefetch(limit=P, query=qe.Query.Nearest(q, using=name), filter=flt, params=params) for name, q in sources
+            qe.Prefetch(limit=P, query=qe.Query.Nearest(q, using=name), filter=flt, params=params)
+            for name, q in sources
         ]
         if request.mode == "hybrid":
             fusion = qe.Fusion.Rrf(k=qdrant_rrf_k(request.rrf_k)) if request.fusion == "rrf" else qe.Fusion.Dbsf()
@@ -745,7 +755,12 @@ class _BuildProgress:
         if self.enabled:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=None, desc=f"building HNSW graph ({self.points:,} new points)", unit="s", bar_format="{desc}: {elapsed}")
+            self._bar = tqdm(
+                total=None,
+                desc=f"building HNSW graph ({self.points:,} new points)",
+                unit="s",
+                bar_format="{desc}: {elapsed}",
+            )
             self._thread = threading.Thread(target=self._tick, daemon=True)
             self._thread.start()
         return self

@@ -67,8 +67,14 @@ def open_index(
     path = _path(uri)
     try:
         index = QdrantEdgeIndex(
-            path, encoder, collection_name=collection, dense=dense, sparse=sparse, colbert=colbert,
-            show_progress=show_progress, **options,
+            path,
+            encoder,
+            collection_name=collection,
+            dense=dense,
+            sparse=sparse,
+            colbert=colbert,
+            show_progress=show_progress,
+            **options,
         )
     except ValueError as exc:
         raise StoreError(f"cannot open Edge index {uri!r}: {exc}") from None

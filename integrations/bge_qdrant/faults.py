@@ -9,8 +9,16 @@ __all__ = ["is_transient_error"]
 _TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
 _TRANSIENT_GRPC = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL"}
 _TRANSIENT_HTTPX = {
-    "TimeoutException", "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout",
-    "ConnectError", "ReadError", "WriteError", "RemoteProtocolError", "NetworkError",
+    "TimeoutException",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "WriteTimeout",
+    "PoolTimeout",
+    "ConnectError",
+    "ReadError",
+    "WriteError",
+    "RemoteProtocolError",
+    "NetworkError",
 }
 
 

@@ -58,14 +58,23 @@ class QdrantIndexOptions(TypedDict, total=False):
     retry: RetryPolicy | None
 
 
-_LAYOUT_OPTIONS = ("sparse_idf", "colbert_hnsw", "colbert_on_disk", "dense_on_disk", "colbert_max_vectors", "create_options")
+_LAYOUT_OPTIONS = (
+    "sparse_idf",
+    "colbert_hnsw",
+    "colbert_on_disk",
+    "dense_on_disk",
+    "colbert_max_vectors",
+    "create_options",
+)
 
 
 def _split_options(options: QdrantIndexOptions) -> tuple[QdrantLayout, bool, dict[str, Any]]:
     """``(layout, owns_client, VectorIndex keyword arguments)`` from the constructor options."""
     unknown = sorted(set(options) - set(QdrantIndexOptions.__annotations__))
     if unknown:
-        raise TypeError(f"unexpected option(s) {', '.join(unknown)}; the options are: {', '.join(QdrantIndexOptions.__annotations__)}")
+        raise TypeError(
+            f"unexpected option(s) {', '.join(unknown)}; the options are: {', '.join(QdrantIndexOptions.__annotations__)}"
+        )
     given: dict[str, Any] = dict(options)
     layout = {k: given.pop(k) for k in _LAYOUT_OPTIONS if k in given}
     layout["create_options"] = dict(layout.get("create_options") or {})
@@ -126,7 +135,9 @@ class QdrantIndex(VectorIndex):
         if isinstance(client, AsyncQdrantClient):
             raise TypeError("QdrantIndex needs a QdrantClient; for an AsyncQdrantClient use AsyncQdrantIndex")
         layout, owns_client, core = _split_options(options)
-        super().__init__(BatchQdrantStore(client, collection_name, layout=layout, owns_client=owns_client), encoder, **core)
+        super().__init__(
+            BatchQdrantStore(client, collection_name, layout=layout, owns_client=owns_client), encoder, **core
+        )
 
     @property
     def client(self) -> QdrantClient:

@@ -95,9 +95,7 @@ def create_kwargs(spec: CollectionSpec, layout: QdrantLayout) -> dict[str, Any]:
         )
     sparse: dict[str, models.SparseVectorParams] | None = None
     if spec.sparse:
-        sparse = {
-            SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF if layout.sparse_idf else None)
-        }
+        sparse = {SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF if layout.sparse_idf else None)}
     out: dict[str, Any] = dict(layout.create_options)
     out.update(vectors_config=vectors, sparse_vectors_config=sparse)
     return out

@@ -199,8 +199,14 @@ def query(name: str, request: SearchRequest) -> Operation[list[Hit]]:
         resp = yield Call(
             "query_points",
             (name,),
-            {"query": r.query, "using": r.using, "prefetch": r.prefetch, "query_filter": r.filter,
-             "limit": r.limit or 10, "with_payload": True},
+            {
+                "query": r.query,
+                "using": r.using,
+                "prefetch": r.prefetch,
+                "query_filter": r.filter,
+                "limit": r.limit or 10,
+                "with_payload": True,
+            },
         )
         return q.finish([resp.points])
     batch = yield Call("query_batch_points", (name,), {"requests": q.requests})

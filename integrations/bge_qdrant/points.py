@@ -49,7 +49,9 @@ class PointBuilder:
                 logger.warning(
                     "a document has %d ColBERT token vectors; Qdrant stores at most %d per point, "
                     "so only its first %d are kept (logged once per index)",
-                    vecs.shape[0], cap, cap,
+                    vecs.shape[0],
+                    cap,
+                    cap,
                 )
             vecs = vecs[:cap]
         return vecs if self.numpy_vectors else vecs.tolist()

@@ -128,6 +128,11 @@ def build_query(request: SearchRequest) -> QdrantQuery:
     if request.colbert is None or request.colbert.shape[0] == 0:
         raise ValueError("mode 'colbert' needs the query's ColBERT vectors")
     req = models.QueryRequest(
-        prefetch=prefetch, query=request.colbert.tolist(), using=COLBERT, filter=flt, limit=request.limit, with_payload=True
+        prefetch=prefetch,
+        query=request.colbert.tolist(),
+        using=COLBERT,
+        filter=flt,
+        limit=request.limit,
+        with_payload=True,
     )
     return QdrantQuery([req], _plain("colbert", 1.0 / request.colbert.shape[0]))

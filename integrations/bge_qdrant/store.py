@@ -42,7 +42,12 @@ class QdrantStore:
     """
 
     def __init__(
-        self, client: QdrantClient, collection_name: str, *, layout: QdrantLayout | None = None, owns_client: bool = False
+        self,
+        client: QdrantClient,
+        collection_name: str,
+        *,
+        layout: QdrantLayout | None = None,
+        owns_client: bool = False,
     ) -> None:
         if not isinstance(collection_name, str) or not collection_name:
             raise ValueError("collection_name must be a non-empty string")
@@ -112,8 +117,12 @@ class QdrantStore:
         while True:
             with self._call():
                 points, offset = self.client.scroll(
-                    self.collection_name, scroll_filter=present, limit=batch_size, offset=offset,
-                    with_payload=selector, with_vectors=False,
+                    self.collection_name,
+                    scroll_filter=present,
+                    limit=batch_size,
+                    offset=offset,
+                    with_payload=selector,
+                    with_vectors=False,
                 )
             for p in points:
                 meta = (p.payload or {}).get(METADATA_KEY) or {}
@@ -138,4 +147,3 @@ class QdrantStore:
 
     def __repr__(self) -> str:
         return f"QdrantStore(collection={self.collection_name!r}, local={self._lock is not None})"
-

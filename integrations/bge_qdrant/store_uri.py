@@ -56,7 +56,9 @@ def _local_client(path: str) -> QdrantClient:
             ) from None
         raise StoreError(f"cannot open Qdrant storage folder {path!r}: {_one_line(str(exc))}") from None
     except (OSError, ValueError) as exc:
-        raise StoreError(f"cannot open Qdrant storage folder {path!r}: {type(exc).__name__}: {_one_line(str(exc))}") from None
+        raise StoreError(
+            f"cannot open Qdrant storage folder {path!r}: {type(exc).__name__}: {_one_line(str(exc))}"
+        ) from None
 
 
 def _server_client(uri: str) -> tuple[QdrantClient, str]:
@@ -151,8 +153,15 @@ def open_index(
     logger.info("opened Qdrant store at %s, collection %r", where, collection)
     try:
         return QdrantIndex(
-            client, collection, encoder, dense=dense, sparse=sparse, colbert=colbert,
-            show_progress=show_progress, owns_client=True, **options,
+            client,
+            collection,
+            encoder,
+            dense=dense,
+            sparse=sparse,
+            colbert=colbert,
+            show_progress=show_progress,
+            owns_client=True,
+            **options,
         )
     except Exception:
         client.close()

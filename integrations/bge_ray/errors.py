@@ -42,7 +42,10 @@ def from_ray_exception(exc: BaseException) -> BGEError | None:
     kind, message = found.group("kind"), found.group("message").strip()
     if kind == "row":
         label = _ROW_ID.match(message)
-        return RowError(message + " (pass on_error='skip', or --on-error skip, to index the other rows)", label.group("label") if label else None)
+        return RowError(
+            message + " (pass on_error='skip', or --on-error skip, to index the other rows)",
+            label.group("label") if label else None,
+        )
     if kind == "store":
         from bge_core.errors import StoreError
 

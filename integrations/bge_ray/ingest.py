@@ -108,7 +108,9 @@ def _require_ray() -> Any:
 
 
 # -- checks before any work -------------------------------------------------------------------
-def _check_options(workers: int, cpus: float, gpus: float, batch_size: int, on_error: str, restarts: int, retries: int) -> None:
+def _check_options(
+    workers: int, cpus: float, gpus: float, batch_size: int, on_error: str, restarts: int, retries: int
+) -> None:
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -198,8 +200,14 @@ class _Plan:
 
 
 def _plan(
-    store: Any, where: str, model: str | os.PathLike[str] | Callable[[], Any] | None, *, max_tokens: int | None,
-    colbert: bool | None, dtype: str, batch_size: int,
+    store: Any,
+    where: str,
+    model: str | os.PathLike[str] | Callable[[], Any] | None,
+    *,
+    max_tokens: int | None,
+    colbert: bool | None,
+    dtype: str,
+    batch_size: int,
 ) -> _Plan:
     """Reconcile the options with the recorded settings (the same pure functions as ``bge index``:
     :func:`bge_core.settings.resolve_settings`) and load the model once on the driver's CPU (its
@@ -221,12 +229,19 @@ def _plan(
         worker_model = model_to_load(request, recorded, where)
     encoder = load_model(worker_model, device="cpu", dtype=dtype, batch_size=batch_size)
     if name is None and callable(model):
-        request = SettingsRequest(model=str(encoder.model_name), max_tokens=max_tokens, colbert=colbert, layout="chunks")
+        request = SettingsRequest(
+            model=str(encoder.model_name), max_tokens=max_tokens, colbert=colbert, layout="chunks"
+        )
     resolved = resolve_settings(request, recorded, ModelFacts.of(encoder), where)
     tokenizer = getattr(encoder, "tokenizer", None)
     return _Plan(
-        resolved.settings, worker_model, resolved.kind == "m3", resolved.colbert,
-        int(getattr(encoder, "colbert_dim", 0)), tokenizer, encoder,
+        resolved.settings,
+        worker_model,
+        resolved.kind == "m3",
+        resolved.colbert,
+        int(getattr(encoder, "colbert_dim", 0)),
+        tokenizer,
+        encoder,
     )
 
 
@@ -255,7 +270,9 @@ class _ProgressLine:
     def update(self, done: int, result: IngestResult) -> None:
         if self._bar is not None:
             self._bar.update(done)
-            self._bar.set_postfix_str(f"encoded {result.encoded}, written {result.written}, skipped {result.skipped}", refresh=False)
+            self._bar.set_postfix_str(
+                f"encoded {result.encoded}, written {result.written}, skipped {result.skipped}", refresh=False
+            )
 
     def close(self) -> None:
         if self._bar is not None:
@@ -391,9 +408,24 @@ def ingest(
             )
             result = IngestResult(settings=plan.settings, report=report)
             if dataset is not None:
-                _run(ray, dataset, config, stored, index, plan.colbert_dim, result, workers=workers, cpus=cpus_per_worker,
-                     gpus=gpus_per_worker, max_restarts=max_restarts, max_task_retries=max_task_retries, total=total,
-                     show_progress=show_progress, on_progress=on_progress, start=start)
+                _run(
+                    ray,
+                    dataset,
+                    config,
+                    stored,
+                    index,
+                    plan.colbert_dim,
+                    result,
+                    workers=workers,
+                    cpus=cpus_per_worker,
+                    gpus=gpus_per_worker,
+                    max_restarts=max_restarts,
+                    max_task_retries=max_task_retries,
+                    total=total,
+                    show_progress=show_progress,
+                    on_progress=on_progress,
+                    start=start,
+                )
         result.stored = index.count()
         result.seconds = time.perf_counter() - start
         return result
@@ -409,16 +441,32 @@ def _stored_hashes(dataset: Any, index: VectorIndex, retry: RetryPolicy) -> dict
         rows, _ = prepare_rows(table)
         ids = [r.id for r in rows]
         if ids:
-            found = retry.run(functools.partial(index.store.fetch_hashes, ids), index.store.is_transient, "reading hashes")
+            found = retry.run(
+                functools.partial(index.store.fetch_hashes, ids), index.store.is_transient, "reading hashes"
+            )
             stored.update(found)
     logger.info("%d rows of the dataset are stored already", len(stored))
     return stored
 
 
 def _run(
-    ray: Any, dataset: Any, config: WorkerConfig, stored: dict[str, str], index: VectorIndex, colbert_dim: int,
-    result: IngestResult, *, workers: int, cpus: float, gpus: float, max_restarts: int, max_task_retries: int,
-    total: int | None, show_progress: bool | None, on_progress: Callable[[IngestProgress], None] | None, start: float,
+    ray: Any,
+    dataset: Any,
+    config: WorkerConfig,
+    stored: dict[str, str],
+    index: VectorIndex,
+    colbert_dim: int,
+    result: IngestResult,
+    *,
+    workers: int,
+    cpus: float,
+    gpus: float,
+    max_restarts: int,
+    max_task_retries: int,
+    total: int | None,
+    show_progress: bool | None,
+    on_progress: Callable[[IngestProgress], None] | None,
+    start: float,
 ) -> None:
     with warnings.catch_warnings():
         # Ray 2.60 flags max_restarts / max_task_retries as "ray_remote_args" (deprecated for 2.64).
@@ -449,14 +497,25 @@ def _run(
                         result.failed.append(FailedRow(None if rid is None else str(rid), str(err)))
             if n_encoded:
                 records = decode_records(table, colbert_dim=colbert_dim)
-                index.retry.run(functools.partial(index.store.upsert, records), index.store.is_transient, f"writing {len(records)} rows")
+                index.retry.run(
+                    functools.partial(index.store.upsert, records),
+                    index.store.is_transient,
+                    f"writing {len(records)} rows",
+                )
             result.written += n_encoded + n_written
             result.rows += table.num_rows
             bar.update(table.num_rows, result)
             if on_progress is not None:
                 on_progress(
-                    IngestProgress(result.rows, result.encoded, result.written, result.skipped, len(result.failed), total,
-                                   time.perf_counter() - start)
+                    IngestProgress(
+                        result.rows,
+                        result.encoded,
+                        result.written,
+                        result.skipped,
+                        len(result.failed),
+                        total,
+                        time.perf_counter() - start,
+                    )
                 )
     except BGEError:
         raise

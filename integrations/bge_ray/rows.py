@@ -123,7 +123,9 @@ def check_schema(schema: pa.Schema | Any) -> None:
         )
     by_name = dict(zip(names, types))
     text_type = by_name["text"]
-    if not isinstance(text_type, pa.DataType) or not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
+    if not isinstance(text_type, pa.DataType) or not (
+        pa.types.is_string(text_type) or pa.types.is_large_string(text_type)
+    ):
         raise TypeError(
             f"the dataset's 'text' column holds {text_type}, not strings; convert it first, "
             "e.g. ds.map(lambda r: {**r, 'text': str(r['text'])})"
@@ -208,7 +210,8 @@ def decode_records(table: pa.Table, *, colbert_dim: int) -> list[Record]:
         sparse = None
         if row["sparse_indices"] is not None:
             sparse = SparseVector(
-                np.frombuffer(row["sparse_indices"], dtype=np.int32), np.frombuffer(row["sparse_values"], dtype=np.float32)
+                np.frombuffer(row["sparse_indices"], dtype=np.int32),
+                np.frombuffer(row["sparse_values"], dtype=np.float32),
             )
         colbert = None
         if row["colbert"] is not None:

@@ -153,7 +153,9 @@ class EncodeWorker:
             if len(todo) == 1:
                 self._row_failed(status, todo[0].label, todo[0].id, _one_line(exc))
                 return []
-            logger.warning("a batch of %d rows failed to encode (%s); encoding its rows one by one", len(todo), _one_line(exc))
+            logger.warning(
+                "a batch of %d rows failed to encode (%s); encoding its rows one by one", len(todo), _one_line(exc)
+            )
         records: list[Record] = []
         for r in todo:
             try:
@@ -162,7 +164,9 @@ class EncodeWorker:
                 self._row_failed(status, r.label, r.id, _one_line(exc))
         return records
 
-    def _row_failed(self, status: list[tuple[str | None, str, str | None]], label: str, rid: str | None, message: str) -> None:
+    def _row_failed(
+        self, status: list[tuple[str | None, str, str | None]], label: str, rid: str | None, message: str
+    ) -> None:
         text = f"row {label} failed: {message}"
         if self.config.on_error == "fail":
             raise ValueError(f"{MARKER}row: {text}")

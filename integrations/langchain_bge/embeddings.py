@@ -48,7 +48,11 @@ def embedding_holder(
     holder, shared) or ``model`` (loaded lazily; default ``BAAI/bge-m3``)."""
     if encoder is not None and model is not None:
         raise ValueError("pass either model or encoder, not both")
-    if encoder is not None and not isinstance(encoder, ModelHolder) and getattr(encoder, "encoder_holder", None) is None:
+    if (
+        encoder is not None
+        and not isinstance(encoder, ModelHolder)
+        and getattr(encoder, "encoder_holder", None) is None
+    ):
         if isinstance(encoder, (str, os.PathLike)):
             raise TypeError("encoder= takes a loaded encoder or wrapper; pass a model name as model=")
         if not callable(getattr(encoder, "encode_outputs", None)):
@@ -56,7 +60,9 @@ def embedding_holder(
                 "encoder must be a BGEM3Encoder or DenseEncoder (or one of our LangChain wrappers), "
                 f"got {type(encoder).__name__}"
             )
-    return as_holder(encoder if encoder is not None else model, default="BAAI/bge-m3", kind=kind, role="embed", **options)
+    return as_holder(
+        encoder if encoder is not None else model, default="BAAI/bge-m3", kind=kind, role="embed", **options
+    )
 
 
 def dense_vectors(holder: ModelHolder, texts: list[str], *, query: bool) -> FloatArray:
@@ -107,8 +113,14 @@ class BGEEmbeddings(Embeddings):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.encoder_holder: ModelHolder = embedding_holder(
-            model, encoder, kind=kind, query_instruction=query_instruction,
-            device=device, dtype=dtype, batch_size=batch_size, max_length=max_length,
+            model,
+            encoder,
+            kind=kind,
+            query_instruction=query_instruction,
+            device=device,
+            dtype=dtype,
+            batch_size=batch_size,
+            max_length=max_length,
         )
         self._batcher: DynamicBatcher[list[float]] = DynamicBatcher(self._rows)
 

@@ -82,6 +82,11 @@ def encoder_holder(
     if encoder is not None and model is not None:
         raise ValueError("pass either model or encoder, not both")
     return as_holder(
-        encoder if encoder is not None else model, default=default, kind=kind, role="embed",
-        check="encode_outputs", query_instruction=query_instruction, **(options or {}),
+        encoder if encoder is not None else model,
+        default=default,
+        kind=kind,
+        role="embed",
+        check="encode_outputs",
+        query_instruction=query_instruction,
+        **(options or {}),
     )

@@ -31,14 +31,14 @@ def _check_inputs(documents: Sequence[Document], query: str) -> list[Document]:
     return docs
 
 
-def _ranked(
-    docs: list[Document], scores: Sequence[float], top_n: int | None, keys: tuple[str, ...]
-) -> list[Document]:
+def _ranked(docs: list[Document], scores: Sequence[float], top_n: int | None, keys: tuple[str, ...]) -> list[Document]:
     """Documents best first (ties keep input order), with their score under ``keys``."""
     out = []
     for i in top_n_order(scores, top_n):
         doc, score = docs[i], float(scores[i])
-        out.append(Document(page_content=doc.page_content, metadata={**doc.metadata, **dict.fromkeys(keys, score)}, id=doc.id))
+        out.append(
+            Document(page_content=doc.page_content, metadata={**doc.metadata, **dict.fromkeys(keys, score)}, id=doc.id)
+        )
     return out
 
 
@@ -94,8 +94,12 @@ class BGERerank(BaseDocumentCompressor):
             self._holder = ModelHolder(obj=self.reranker)
             return
         self._holder = ModelHolder(
-            os.fspath(self.model or "BAAI/bge-reranker-v2-m3"), role="rerank",
-            device=self.device, dtype=self.dtype, batch_size=self.batch_size, max_length=self.max_length,
+            os.fspath(self.model or "BAAI/bge-reranker-v2-m3"),
+            role="rerank",
+            device=self.device,
+            dtype=self.dtype,
+            batch_size=self.batch_size,
+            max_length=self.max_length,
         )
 
     @property

@@ -109,8 +109,14 @@ class BGEHybridRetriever(BaseRetriever):
         """The retriever's settings as the options passed to ``index.search``."""
         rerank = self.reranker.cross_encoder if isinstance(self.reranker, BGERerank) else self.reranker
         return SearchOptions(
-            k=self.k, mode=self.mode, fusion=self.fusion, rrf_k=self.rrf_k, weights=self.weights,
-            filter=self.filter, prefetch_limit=self.prefetch_limit, rerank=rerank,
+            k=self.k,
+            mode=self.mode,
+            fusion=self.fusion,
+            rrf_k=self.rrf_k,
+            weights=self.weights,
+            filter=self.filter,
+            prefetch_limit=self.prefetch_limit,
+            rerank=rerank,
             rerank_candidates=self.rerank_candidates,
         )
 

@@ -20,7 +20,14 @@ DEFAULT_MODEL = "BAAI/bge-m3"
 
 # Fields that are options of the model class (sent to it when ``model_name`` is loaded).
 _MODEL_OPTIONS = (
-    "query_instruction", "text_instruction", "max_length", "normalize", "pooling", "device", "dtype", "batch_size",
+    "query_instruction",
+    "text_instruction",
+    "max_length",
+    "normalize",
+    "pooling",
+    "device",
+    "dtype",
+    "batch_size",
 )
 
 

@@ -29,9 +29,7 @@ from llama_index_bge.sparse import resolve_m3_ref, sparse_vectors
 try:
     from llama_index.vector_stores.milvus.utils import BaseSparseEmbeddingFunction
 except ImportError as _exc:
-    raise MissingDependencyError(
-        "llama-index-vector-stores-milvus", "llama-index", "BGEMilvusSparseFunction"
-    ) from _exc
+    raise MissingDependencyError("llama-index-vector-stores-milvus", "llama-index", "BGEMilvusSparseFunction") from _exc
 
 __all__ = ["EMPTY_WEIGHT", "BGEMilvusSparseFunction", "bge_m3_milvus_sparse_function"]
 

@@ -173,7 +173,9 @@ class BGEColBERTRerank(KeepsHolder, BaseNodePostprocessor):
         **kwargs: Any,
     ) -> None:
         check_top_n(top_n)
-        ref = resolve_m3_ref(encoder if encoder is not None else model, device=device, dtype=dtype, max_length=max_length)
+        ref = resolve_m3_ref(
+            encoder if encoder is not None else model, device=device, dtype=dtype, max_length=max_length
+        )
         super().__init__(model=ref.name, top_n=top_n, metadata_mode=metadata_mode, **kwargs)  # type: ignore[call-arg]
         self._ref = ref
 

@@ -109,9 +109,14 @@ class BGEHybridRetriever(BaseRetriever):
             )
         # The reranker (maybe a model name, loaded on first search) is added per search.
         self.options = SearchOptions(
-            k=k, mode=mode, fusion=fusion, rrf_k=rrf_k, weights=weights,
+            k=k,
+            mode=mode,
+            fusion=fusion,
+            rrf_k=rrf_k,
+            weights=weights,
             filter=metadata_filters_to_dict(filter) if isinstance(filter, MetadataFilters) else filter,
-            prefetch_limit=prefetch_limit, rerank_candidates=rerank_candidates,
+            prefetch_limit=prefetch_limit,
+            rerank_candidates=rerank_candidates,
         )
         self.index = index
         self._rerank: EncoderRef | None

@@ -17,7 +17,12 @@ def test_rag_example_runs() -> None:
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "integrations"), env.get("PYTHONPATH", "")])
     out = subprocess.run(
         [sys.executable, str(REPO / "examples" / "langchain_rag.py"), "--top-n", "2", "-k", "4"],
-        capture_output=True, text=True, timeout=300, env=env, cwd=str(REPO), check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=str(REPO),
+        check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.splitlines()

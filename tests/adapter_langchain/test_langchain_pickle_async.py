@@ -53,7 +53,9 @@ def test_wrappers_of_a_loaded_encoder_pickle(m3: Any, reranker: Any) -> None:
         elif isinstance(wrapper, BGEM3SparseEmbeddings):
             assert copy.embed_query("the cat") == wrapper.embed_query("the cat")
         else:
-            np.testing.assert_allclose(copy.embed_documents(TEXTS), wrapper.embed_documents(TEXTS), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(
+                copy.embed_documents(TEXTS), wrapper.embed_documents(TEXTS), rtol=1e-5, atol=1e-6
+            )
 
 
 def test_pickled_wrappers_still_share_one_model(tiny_m3_path: Path) -> None:

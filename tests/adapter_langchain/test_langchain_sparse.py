@@ -147,7 +147,11 @@ def fake_langchain_milvus(monkeypatch: pytest.MonkeyPatch) -> Any:
     utils = types.ModuleType("langchain_milvus.utils")
     sparse = types.ModuleType("langchain_milvus.utils.sparse")
     sparse.BaseSparseEmbedding = _FakeBaseSparseEmbedding  # type: ignore[attr-defined]
-    for name, mod in [("langchain_milvus", pkg), ("langchain_milvus.utils", utils), ("langchain_milvus.utils.sparse", sparse)]:
+    for name, mod in [
+        ("langchain_milvus", pkg),
+        ("langchain_milvus.utils", utils),
+        ("langchain_milvus.utils.sparse", sparse),
+    ]:
         monkeypatch.setitem(sys.modules, name, mod)
     monkeypatch.delitem(sys.modules, "langchain_bge.milvus_sparse", raising=False)
     yield importlib.import_module("langchain_bge.milvus_sparse")
@@ -181,7 +185,8 @@ def test_milvus_hybrid_store_real(m3: Any, tmp_path: Any) -> None:
     sparse search equals the exact lexical score, hybrid (dense + sparse, RRF) equals the
     reference store's hybrid search on the same texts."""
     pytest.importorskip(
-        "langchain_milvus", reason="pip install 'bge-integrations[langchain-milvus]' (langchain-milvus 0.3.3, pymilvus<2.6.10)"
+        "langchain_milvus",
+        reason="pip install 'bge-integrations[langchain-milvus]' (langchain-milvus 0.3.3, pymilvus<2.6.10)",
     )
     pytest.importorskip("milvus_lite")
     from langchain_core.documents import Document
@@ -202,13 +207,26 @@ def test_milvus_hybrid_store_real(m3: Any, tmp_path: Any) -> None:
     where = {"uri": str(tmp_path / "lc.db"), "db_name": "default"}
     sparse_params = {"metric_type": "IP", "params": {"drop_ratio_search": 0.0}}
     lexical_only = Milvus.from_documents(
-        docs, embedding=sparse, vector_field="sparse", index_params=lexical, search_params=sparse_params,
-        connection_args=where, collection_name="lc_sparse", consistency_level="Strong", drop_old=True,
+        docs,
+        embedding=sparse,
+        vector_field="sparse",
+        index_params=lexical,
+        search_params=sparse_params,
+        connection_args=where,
+        collection_name="lc_sparse",
+        consistency_level="Strong",
+        drop_old=True,
     )
     hybrid = Milvus.from_documents(
-        docs, embedding=[dense, sparse], vector_field=["dense", "sparse"], index_params=[exact, lexical],
+        docs,
+        embedding=[dense, sparse],
+        vector_field=["dense", "sparse"],
+        index_params=[exact, lexical],
         search_params=[{"metric_type": "IP", "params": {}}, sparse_params],
-        connection_args=where, collection_name="lc", consistency_level="Strong", drop_old=True,
+        connection_args=where,
+        collection_name="lc",
+        consistency_level="Strong",
+        drop_old=True,
     )
     ref = VectorIndex(InMemoryStore(), m3, show_progress=False)
     ref.add_texts(texts)

@@ -54,13 +54,27 @@ def test_query_instruction_reaches_the_encoder(dense_path: Path) -> None:
 
 def test_options_round_trip_through_to_dict(dense_path: Path) -> None:
     emb = BGEEmbedding(
-        model_name=str(dense_path), query_instruction="q: ", text_instruction="p: ", max_length=64,
-        normalize=False, pooling="mean", batch_size=4, embed_batch_size=8, **OPTS,
+        model_name=str(dense_path),
+        query_instruction="q: ",
+        text_instruction="p: ",
+        max_length=64,
+        normalize=False,
+        pooling="mean",
+        batch_size=4,
+        embed_batch_size=8,
+        **OPTS,
     )
     data = emb.to_dict()
     for key, value in {
-        "model_name": str(dense_path), "query_instruction": "q: ", "text_instruction": "p: ", "max_length": 64,
-        "normalize": False, "pooling": "mean", "device": "cpu", "dtype": "float32", "batch_size": 4,
+        "model_name": str(dense_path),
+        "query_instruction": "q: ",
+        "text_instruction": "p: ",
+        "max_length": 64,
+        "normalize": False,
+        "pooling": "mean",
+        "device": "cpu",
+        "dtype": "float32",
+        "batch_size": 4,
         "embed_batch_size": 8,
     }.items():
         assert data[key] == value, key
@@ -69,9 +83,15 @@ def test_options_round_trip_through_to_dict(dense_path: Path) -> None:
     assert not copy.encoder_ref.loaded
     enc = copy.encoder
     assert (enc.query_instruction, enc.text_instruction, enc.max_length, enc.normalize, enc.pooling) == (
-        "q: ", "p: ", 64, False, "mean",
+        "q: ",
+        "p: ",
+        64,
+        False,
+        "mean",
     )
-    np.testing.assert_allclose(copy.get_query_embedding("cells"), emb.get_query_embedding("cells"), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        copy.get_query_embedding("cells"), emb.get_query_embedding("cells"), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_unknown_keys_are_refused() -> None:
@@ -124,7 +144,9 @@ def event_log() -> Any:
 
 
 @pytest.mark.parametrize("which", ["cross-encoder", "colbert"])
-def test_rerankers_emit_callback_and_instrumentation_events(which: str, m3: Any, reranker: Any, docs: list[str], event_log: Any) -> None:
+def test_rerankers_emit_callback_and_instrumentation_events(
+    which: str, m3: Any, reranker: Any, docs: list[str], event_log: Any
+) -> None:
     debug = LlamaDebugHandler()
     manager = CallbackManager([debug])
     post: Any = (

@@ -12,7 +12,9 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "llama_index_rag.py
 
 def test_example_runs_offline(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmp_path)}
-    out = subprocess.run([sys.executable, str(EXAMPLE)], check=False, capture_output=True, text=True, timeout=300, env=env)
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLE)], check=False, capture_output=True, text=True, timeout=300, env=env
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.splitlines()
     assert lines[0] == "query: drug treatment for heart disease patients"

@@ -82,5 +82,3 @@ def test_text_without_lexical_weights_is_stored(milvus_index: Any) -> None:
     assert len(index._embed_model.encoder.encode(["   "], dense=False).sparse[0]) == 0
     rows = index.storage_context.vector_store.client.query("li", filter='id != ""', output_fields=["text"], limit=100)
     assert sorted(r["text"] for r in rows) == sorted(texts)
-
-

@@ -26,8 +26,7 @@ from llama_index_bge import BGEEmbedding, bge_m3_sparse_functions
 def make_nodes(texts: list[str]) -> list[TextNode]:
     # "topic" is stored and filterable but not embedded: the embed text is the plain text.
     return [
-        TextNode(text=t, metadata={"topic": i}, excluded_embed_metadata_keys=["topic"])
-        for i, t in enumerate(texts)
+        TextNode(text=t, metadata={"topic": i}, excluded_embed_metadata_keys=["topic"]) for i, t in enumerate(texts)
     ]
 
 

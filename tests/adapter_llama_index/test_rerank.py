@@ -15,7 +15,10 @@ QUERY = "cancer cells in the liver"
 
 
 def nodes_of(texts: list[str]) -> list[NodeWithScore]:
-    return [NodeWithScore(node=TextNode(text=t, id_=f"n{i}", metadata={"i": i}), score=1.0 - i / 100) for i, t in enumerate(texts)]
+    return [
+        NodeWithScore(node=TextNode(text=t, id_=f"n{i}", metadata={"i": i}), score=1.0 - i / 100)
+        for i, t in enumerate(texts)
+    ]
 
 
 def test_rerank_scores_equal_core_reranker(reranker: Any, docs: list[str]) -> None:
@@ -46,7 +49,9 @@ def test_rerank_loads_model_by_name_lazily(tiny_reranker_path: Any, reranker: An
     post = BGERerank(str(tiny_reranker_path), device="cpu", dtype="float32", top_n=2)
     assert post.model == str(tiny_reranker_path)
     out = post.postprocess_nodes(nodes_of(["blood cells", "the cat", "liver cancer"]), query_str=QUERY)
-    want = sorted(reranker.score([(QUERY, t) for t in ["blood cells", "the cat", "liver cancer"]]).tolist(), reverse=True)
+    want = sorted(
+        reranker.score([(QUERY, t) for t in ["blood cells", "the cat", "liver cancer"]]).tolist(), reverse=True
+    )
     assert [n.score for n in out] == pytest.approx(want[:2], rel=1e-4)
 
 

@@ -71,15 +71,17 @@ def test_bad_arguments(memory_index: VectorIndex) -> None:
     with pytest.raises(TypeError, match="VectorIndex"):
         BGEHybridRetriever(object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not supported"):
-        metadata_filters_to_dict(MetadataFilters(filters=[MetadataFilter(key="n", value=1, operator=FilterOperator.GT)]))
+        metadata_filters_to_dict(
+            MetadataFilters(filters=[MetadataFilter(key="n", value=1, operator=FilterOperator.GT)])
+        )
     with pytest.raises(ValueError, match="AND"):
         metadata_filters_to_dict(MetadataFilters(filters=[MetadataFilter(key="n", value=1)], condition="or"))  # type: ignore[arg-type]
 
 
-
-
 @pytest.mark.parametrize("which", ["qdrant", "milvus"])
-def test_store_indexes_match_reference(m3: Any, docs: list[str], memory_index: VectorIndex, tmp_path: Path, which: str) -> None:
+def test_store_indexes_match_reference(
+    m3: Any, docs: list[str], memory_index: VectorIndex, tmp_path: Path, which: str
+) -> None:
     # Only the optional client packages may be missing; our adapters must import.
     if which == "qdrant":
         from bge_qdrant import QdrantIndex

@@ -65,5 +65,7 @@ def test_missing_milvus_store_names_the_extra(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setitem(sys.modules, "llama_index.vector_stores.milvus.utils", None)
     monkeypatch.delitem(sys.modules, "llama_index_bge.milvus_sparse", raising=False)
-    with pytest.raises(MissingDependencyError, match=r"llama-index-vector-stores-milvus.*bge-integrations\[llama-index\]"):
+    with pytest.raises(
+        MissingDependencyError, match=r"llama-index-vector-stores-milvus.*bge-integrations\[llama-index\]"
+    ):
         importlib.import_module("llama_index_bge.milvus_sparse")

@@ -72,11 +72,16 @@ def docs_dir(tmp_path: Path) -> Path:
     return root
 
 
-def write_beir(root: Path, corpus: dict[str, tuple[str, str]], queries: dict[str, str], qrels: dict[str, dict[str, int]]) -> Path:
+def write_beir(
+    root: Path, corpus: dict[str, tuple[str, str]], queries: dict[str, str], qrels: dict[str, dict[str, int]]
+) -> Path:
     """Write a BEIR-format folder."""
     (root / "qrels").mkdir(parents=True, exist_ok=True)
     with open(root / "corpus.jsonl", "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps({"_id": doc_id, "title": title, "text": text, "metadata": {}}) + "\n" for doc_id, (title, text) in corpus.items())
+        fh.writelines(
+            json.dumps({"_id": doc_id, "title": title, "text": text, "metadata": {}}) + "\n"
+            for doc_id, (title, text) in corpus.items()
+        )
     with open(root / "queries.jsonl", "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps({"_id": qid, "text": text, "metadata": {}}) + "\n" for qid, text in queries.items())
     with open(root / "qrels" / "test.tsv", "w", encoding="utf-8") as fh:

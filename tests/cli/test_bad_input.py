@@ -40,7 +40,9 @@ def bad_rows_folder(root: Path) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["qdrant", "milvus"])
-def test_bad_rows_and_names_are_skipped_with_file_and_line(kind: str, bge: Runner, tiny_m3_path: Path, tmp_path: Path) -> None:
+def test_bad_rows_and_names_are_skipped_with_file_and_line(
+    kind: str, bge: Runner, tiny_m3_path: Path, tmp_path: Path
+) -> None:
     src = bad_rows_folder(tmp_path / "src")
     uri = f"qdrant:{tmp_path / 'q'}" if kind == "qdrant" else f"milvus:{tmp_path / 'm.db'}"
     res = bge("index", src, "--store", uri, "--model", tiny_m3_path)
@@ -63,7 +65,10 @@ def test_checks() -> None:
     assert unpaired_surrogate("ok") is None and unpaired_surrogate("ab\ud800") == 2
     with pytest.raises(ValueError, match=r"texts\[1\] holds an unpaired surrogate .* at position 0"):
         check_unicode(["fine", "\ud800abc"])
-    assert value_problem({"a": [1, {"b": float("nan")}]}) == "a[1].b is nan (NaN and Infinity are not JSON; use null or a string)"
+    assert (
+        value_problem({"a": [1, {"b": float("nan")}]})
+        == "a[1].b is nan (NaN and Infinity are not JSON; use null or a string)"
+    )
     assert value_problem({"a": -(2**63)}) is None and value_problem({"a": 2**63}) is not None
     assert value_problem({"a": "x", "b": None, "c": True, "d": 1.5}) is None
     for bad in (-1, 0, 1, 2):
@@ -77,7 +82,9 @@ def test_checks() -> None:
     assert check_max_length(3, 512) == 3
 
 
-def test_links_and_unreadable_folders_are_reported(bge: Runner, tiny_m3_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_links_and_unreadable_folders_are_reported(
+    bge: Runner, tiny_m3_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     (src / "locked").mkdir()
@@ -123,7 +130,9 @@ def test_unreadable_source_folder_is_named(bge: Runner, tmp_path: Path, monkeypa
     assert not (tmp_path / "q").exists()
 
 
-def test_binary_only_and_empty_sources_are_errors_before_a_store_exists(bge: Runner, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_binary_only_and_empty_sources_are_errors_before_a_store_exists(
+    bge: Runner, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     binary = tmp_path / "bin"
     binary.mkdir()
     (binary / "data.txt").write_bytes(bytes(range(256)) * 8)
@@ -143,7 +152,9 @@ def test_binary_only_and_empty_sources_are_errors_before_a_store_exists(bge: Run
     assert report.notes == [f"{empty / 'a.txt'}: empty document; skipped"]
 
 
-def test_large_text_file_is_streamed_in_blocks(tiny_m3_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_text_file_is_streamed_in_blocks(
+    tiny_m3_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A file over one block is chunked block by block; the chunks equal chunking it whole."""
     import random
 
@@ -225,8 +236,14 @@ def test_chunking_memory_does_not_grow_with_file_size(tiny_m3_path: Path, tmp_pa
         with open(path, "w", encoding="utf-8") as fh:
             while fh.tell() < mb * 2**20:
                 fh.write(block + "\n")
-        out = subprocess.run([sys.executable, "-c", _PEAK, str(path), str(tiny_m3_path)], capture_output=True, text=True,
-                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=900, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _PEAK, str(path), str(tiny_m3_path)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            timeout=900,
+            check=True,
+        )
         chunks, mib = map(int, out.stdout.split())
         assert chunks > 1000 * mb
         growth[mb] = mib

@@ -60,10 +60,16 @@ def test_bad_lines_and_encodings_are_skipped_with_warnings(bge: Runner, tmp_path
     assert "3 documents (3 chunks" in res.out  # the rest is indexed
 
 
-def test_model_not_available_offline(bge: Runner, docs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_model_not_available_offline(
+    bge: Runner, docs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     uri = f"qdrant:{tmp_path / 'q'}"
-    one_error(bge("index", docs_dir, "--store", uri, "--model", "BAAI/bge-small-en-v1.5"), "HF_HUB_OFFLINE", "bge-small-en-v1.5")
+    one_error(
+        bge("index", docs_dir, "--store", uri, "--model", "BAAI/bge-small-en-v1.5"),
+        "HF_HUB_OFFLINE",
+        "bge-small-en-v1.5",
+    )
     one_error(bge("index", docs_dir, "--store", uri, "--model", str(tmp_path / "no-such-model")), "does not exist")
     one_error(bge("index", docs_dir, "--store", uri, "--model", "BAAI/bge-reranker-base"), "is a reranker")
 
@@ -108,7 +114,11 @@ def test_locked_embedded_store(kind: str, bge: Runner, tmp_path: Path) -> None:
         holder.wait(timeout=60)
 
 
-def test_missing_model_fails_before_the_store_is_created(bge: Runner, docs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_model_fails_before_the_store_is_created(
+    bge: Runner, docs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    one_error(bge("index", docs_dir, "--store", f"milvus:{tmp_path / 'm.db'}", "--model", "BAAI/bge-m3"), "HF_HUB_OFFLINE")
+    one_error(
+        bge("index", docs_dir, "--store", f"milvus:{tmp_path / 'm.db'}", "--model", "BAAI/bge-m3"), "HF_HUB_OFFLINE"
+    )
     assert not (tmp_path / "m.db").exists()

@@ -17,7 +17,11 @@ def test_cli_quickstart_script(tmp_path: Path, minilm_path: Path) -> None:
     if shutil.which("bge") is None:
         pytest.skip("the bge console script is not installed (pip install -e .)")
     res = subprocess.run(
-        ["bash", str(SCRIPT), str(tmp_path / "work")], check=False, capture_output=True, text=True, timeout=900,
+        ["bash", str(SCRIPT), str(tmp_path / "work")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert res.returncode == 0, res.stderr

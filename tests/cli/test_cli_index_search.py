@@ -22,7 +22,9 @@ def search_json(bge: Runner, *args: str) -> list[dict]:  # type: ignore[type-arg
 
 
 @pytest.mark.parametrize("kind", ["qdrant", "milvus"])
-def test_index_then_search_every_mode(kind: str, bge: Runner, docs_dir: Path, tiny_m3_path: Path, tmp_path: Path) -> None:
+def test_index_then_search_every_mode(
+    kind: str, bge: Runner, docs_dir: Path, tiny_m3_path: Path, tmp_path: Path
+) -> None:
     uri = store_uri(kind, tmp_path)
     res = bge("index", docs_dir, "--store", uri, "--model", tiny_m3_path, "--max-tokens", "64")
     # notes.rst is reported (named nowhere explicitly, so it is not even looked at): exit 0.
@@ -83,9 +85,16 @@ def test_chunking_ids_and_token_caps(bge: Runner, docs_dir: Path, tiny_m3_path: 
 
 
 @pytest.mark.slow  # loads the real all-MiniLM-L6-v2 weights
-def test_settings_are_recorded_reused_and_checked(bge: Runner, docs_dir: Path, tiny_m3_path: Path, minilm_path: Path, tmp_path: Path) -> None:
+def test_settings_are_recorded_reused_and_checked(
+    bge: Runner, docs_dir: Path, tiny_m3_path: Path, minilm_path: Path, tmp_path: Path
+) -> None:
     uri = f"qdrant:{tmp_path / 'q'}"
-    assert bge("index", docs_dir / "a.txt", "--store", uri, "--model", tiny_m3_path, "--max-tokens", "40", "--no-colbert").code == 0
+    assert (
+        bge(
+            "index", docs_dir / "a.txt", "--store", uri, "--model", tiny_m3_path, "--max-tokens", "40", "--no-colbert"
+        ).code
+        == 0
+    )
 
     def refused(res: Result, *needles: str) -> None:
         assert res.code == 1

@@ -26,14 +26,20 @@ def tiny_beir(tmp_path: Path) -> Path:
     return write_beir(tmp_path / "tinybeir", corpus, queries, qrels)
 
 
-def test_eval_known_scores_and_equal_to_own_search(bge: Runner, tiny_beir: Path, tiny_m3_path: Path, tmp_path: Path, m3) -> None:  # type: ignore[no-untyped-def]
+def test_eval_known_scores_and_equal_to_own_search(
+    bge: Runner, tiny_beir: Path, tiny_m3_path: Path, tmp_path: Path, m3
+) -> None:  # type: ignore[no-untyped-def]
     uri = f"qdrant:{tmp_path / 'q'}"
     out_json = tmp_path / "scores.json"
     res = bge("eval", tiny_beir, "--store", uri, "--model", tiny_m3_path, "--json", out_json)
     assert res.code == 0, res.err
     scores = json.loads(out_json.read_text())
     assert list(scores) == ["dense", "sparse", "hybrid", "colbert"]
-    assert scores["dense"] == {"ndcg@10": pytest.approx(1.0), "recall@100": pytest.approx(1.0), "mrr@10": pytest.approx(1.0)}
+    assert scores["dense"] == {
+        "ndcg@10": pytest.approx(1.0),
+        "recall@100": pytest.approx(1.0),
+        "mrr@10": pytest.approx(1.0),
+    }
     lines = res.out.splitlines()
     assert lines[1].split() == ["mode", "nDCG@10", "Recall@100", "MRR@10"]
     assert lines[2].split() == ["dense", "1.0000", "1.0000", "1.0000"]
@@ -47,7 +53,10 @@ def test_eval_known_scores_and_equal_to_own_search(bge: Runner, tiny_beir: Path,
     try:
         assert index.count() == 40
         for mode in ("dense", "sparse", "hybrid", "colbert"):
-            run = {q: [h.metadata["doc_id"] for h in index.search(text, 100, mode=mode)] for q, text in data.queries.items()}
+            run = {
+                q: [h.metadata["doc_id"] for h in index.search(text, 100, mode=mode)]
+                for q, text in data.queries.items()
+            }
             assert evaluate_run(run, data.qrels) == pytest.approx(scores[mode], abs=1e-6), mode
     finally:
         index.close()
@@ -64,7 +73,9 @@ def test_eval_known_scores_and_equal_to_own_search(bge: Runner, tiny_beir: Path,
     assert len(found.out.splitlines()) == 3
 
 
-def test_eval_reuses_only_what_is_the_same_corpus(bge: Runner, tiny_beir: Path, tiny_m3_path: Path, tmp_path: Path) -> None:
+def test_eval_reuses_only_what_is_the_same_corpus(
+    bge: Runner, tiny_beir: Path, tiny_m3_path: Path, tmp_path: Path
+) -> None:
     """Editing texts of a stored corpus re-encodes them: the scores equal a fresh store's (was: the old index reused)."""
     uri = f"qdrant:{tmp_path / 'q'}"
     assert bge("eval", tiny_beir, "--store", uri, "--model", tiny_m3_path, "--modes", "dense").code == 0
@@ -77,8 +88,18 @@ def test_eval_reuses_only_what_is_the_same_corpus(bge: Runner, tiny_beir: Path, 
     res = bge("eval", tiny_beir, "--store", uri, "--modes", "dense", "--json", out_reused, "-v")
     assert res.code == 0, res.err
     assert "20 documents encoded (0 new, 20 changed), 19 unchanged reused, 1 no longer in the corpus removed" in res.err
-    fresh = bge("eval", tiny_beir, "--store", f"qdrant:{tmp_path / 'fresh'}", "--model", tiny_m3_path, "--modes", "dense",
-                "--json", out_fresh)
+    fresh = bge(
+        "eval",
+        tiny_beir,
+        "--store",
+        f"qdrant:{tmp_path / 'fresh'}",
+        "--model",
+        tiny_m3_path,
+        "--modes",
+        "dense",
+        "--json",
+        out_fresh,
+    )
     assert fresh.code == 0, fresh.err
     reused, new = json.loads(out_reused.read_text()), json.loads(out_fresh.read_text())
     assert reused["dense"] == pytest.approx(new["dense"], abs=1e-6)
@@ -102,7 +123,9 @@ def test_eval_drops_the_query_id_by_default(bge: Runner, tiny_m3_path: Path, tmp
 
 
 @pytest.mark.slow  # loads the real all-MiniLM-L6-v2 weights
-def test_eval_dense_only_model_refuses_sparse_modes(bge: Runner, tiny_beir: Path, minilm_path: Path, tmp_path: Path) -> None:
+def test_eval_dense_only_model_refuses_sparse_modes(
+    bge: Runner, tiny_beir: Path, minilm_path: Path, tmp_path: Path
+) -> None:
     res = bge("eval", tiny_beir, "--store", f"qdrant:{tmp_path / 'q'}", "--model", minilm_path)
     assert res.code == 1 and "dense-only" in res.err and "Traceback" not in res.err
     assert bge("eval", tiny_beir, "--store", f"qdrant:{tmp_path / 'q2'}", "--modes", "dense,bogus").code == 1
@@ -114,8 +137,20 @@ def test_scifact_minilm_dense(kind: str, bge: Runner, scifact_dir: Path, tmp_pat
     uri = f"qdrant:{tmp_path / 'q'}" if kind == "qdrant" else f"milvus:{tmp_path / 'm.db'}"
     out_json = tmp_path / "scifact.json"
     res = bge(
-        "eval", scifact_dir, "--store", uri, "--modes", "dense", "--model", "sentence-transformers/all-MiniLM-L6-v2",
-        "--json", out_json, "--device", "cpu", "--dtype", "float32",
+        "eval",
+        scifact_dir,
+        "--store",
+        uri,
+        "--modes",
+        "dense",
+        "--model",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "--json",
+        out_json,
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
     )
     assert res.code == 0, res.err
     scores = json.loads(out_json.read_text())

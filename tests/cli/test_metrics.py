@@ -98,7 +98,11 @@ def test_metrics_equal_ir_measures_on_random_runs(kind: str) -> None:
         ("corpus.jsonl", '{"_id": "d1", "text": "ok"}\n{"text": "no id"}\n', "corpus.jsonl:2: no '_id' field"),
         ("corpus.jsonl", '{"_id": "d1", "text": 5}\n', "corpus.jsonl:1: no 'text' string field"),
         ("queries.jsonl", '{"_id": "q1", "text": "ok"}\n[1]\n', "queries.jsonl:2: expected a JSON object"),
-        ("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\n", "test.tsv:3: expected query-id, corpus-id and score"),
+        (
+            "qrels/test.tsv",
+            "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\n",
+            "test.tsv:3: expected query-id, corpus-id and score",
+        ),
         ("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\tyes\n", "test.tsv:2: score 'yes' is not an integer"),
     ],
 )

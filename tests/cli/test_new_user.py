@@ -80,7 +80,9 @@ def test_load_report_of_missing_pooler_is_silenced_other_reports_kept(tiny_m3_pa
     expected = "XLMRobertaModel LOAD REPORT from: x\nKey                 | Status  | \n--------------------+---------+-\npooler.dense.weight | MISSING | \npooler.dense.bias   | MISSING | \n"
     assert is_expected_report(expected)
     assert not is_expected_report(expected.replace("pooler.dense.bias  ", "encoder.layer.0.w"))
-    assert not is_expected_report(expected.replace("MISSING | \npooler.dense.bias   | MISSING", "MISSING | \nlm_head.bias        | UNEXPECTED"))
+    assert not is_expected_report(
+        expected.replace("MISSING | \npooler.dense.bias   | MISSING", "MISSING | \nlm_head.bias        | UNEXPECTED")
+    )
     code = (
         "import transformers, sys\n"
         "from bge_core.load_report import install_load_report_filter\n"
@@ -88,8 +90,17 @@ def test_load_report_of_missing_pooler_is_silenced_other_reports_kept(tiny_m3_pa
         "transformers.AutoModel.from_pretrained(sys.argv[1])\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TRANSFORMERS_VERBOSITY": "warning"}
-    runs = {flag: subprocess.run([sys.executable, "-c", code, str(tiny_m3_path), flag], capture_output=True, text=True,
-                                 env=env, timeout=120, check=True) for flag in ("off", "on")}
+    runs = {
+        flag: subprocess.run(
+            [sys.executable, "-c", code, str(tiny_m3_path), flag],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=True,
+        )
+        for flag in ("off", "on")
+    }
     assert "LOAD REPORT" in runs["off"].stderr  # the test would catch a filter that hid nothing...
     assert "LOAD REPORT" not in runs["on"].stderr  # ...and this one a filter that is not installed
 
@@ -120,8 +131,15 @@ def test_scifact_location_from_environment(tmp_path: Path) -> None:
     (tmp_path / "conftest.py").write_text(f"exec(open({str(conftest)!r}).read())\n", encoding="utf-8")
 
     def run(**extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", str(test)],
-                              capture_output=True, text=True, env={**env, **extra}, timeout=300, cwd=tmp_path, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", str(test)],
+            capture_output=True,
+            text=True,
+            env={**env, **extra},
+            timeout=300,
+            cwd=tmp_path,
+            check=False,
+        )
 
     missing = str(tmp_path / "nowhere")
     skipped = run(BGE_SCIFACT=missing)
@@ -164,8 +182,12 @@ def test_library_warnings_are_one_log_line(capsys: pytest.CaptureFixture[str]) -
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
-            warnings.warn("Local mode is not recommended for collections with more than 20,000 points", UserWarning, stacklevel=1)
+            warnings.warn(
+                "Local mode is not recommended for collections with more than 20,000 points", UserWarning, stacklevel=1
+            )
     finally:
         cli_main._teardown_logging()
     err = capsys.readouterr().err
-    assert err.splitlines() == ["bge: WARNING: Local mode is not recommended for collections with more than 20,000 points"]
+    assert err.splitlines() == [
+        "bge: WARNING: Local mode is not recommended for collections with more than 20,000 points"
+    ]

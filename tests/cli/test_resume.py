@@ -53,7 +53,10 @@ def test_kill_and_resume_equals_uninterrupted_run(bge: Runner, tmp_path: Path, t
     kill_after = rng.randint(5, 30)  # encoded batches before SIGKILL (seeded: a failure reproduces)
     proc = subprocess.Popen(
         [sys.executable, "-m", "bge_core.cli", *common, "--store", f"qdrant:{resumed}", "-v"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert proc.stderr is not None
     seen = 0

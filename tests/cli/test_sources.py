@@ -58,7 +58,9 @@ def test_read_documents_fields_titles_and_metadata(docs_dir: Path) -> None:
     assert by_key["docs/a.txt"].title == "a.txt"
 
 
-def test_malformed_lines_and_bad_encodings_are_reported_and_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_malformed_lines_and_bad_encodings_are_reported_and_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / "rows.jsonl").write_bytes(
         b'{"text": "the cat"}\nnot json\n[1, 2]\n{"title": "no text"}\n\xff\xfe bad\n\n{"text": "the dog"}\n'
     )
@@ -68,7 +70,13 @@ def test_malformed_lines_and_bad_encodings_are_reported_and_skipped(tmp_path: Pa
         docs = list(read_documents(find_source_files([tmp_path]), report))
     assert [d.text for d in docs] == ["the cat", "the dog"]
     rows = str(tmp_path / "rows.jsonl")
-    assert [p.split(": ")[0] for p in report.problems] == [str(tmp_path / "latin.txt"), f"{rows}:2", f"{rows}:3", f"{rows}:4", f"{rows}:5"]
+    assert [p.split(": ")[0] for p in report.problems] == [
+        str(tmp_path / "latin.txt"),
+        f"{rows}:2",
+        f"{rows}:3",
+        f"{rows}:4",
+        f"{rows}:5",
+    ]
     assert "not UTF-8" in report.problems[0] and "malformed JSON" in report.problems[1]
     assert len(caplog.records) == 5
 
@@ -107,7 +115,11 @@ def test_iter_chunks_ids_and_metadata(docs_dir: Path, tokenizer) -> None:  # typ
     d1 = next(c for c in chunks if c.metadata["doc_id"] == "d1")
     assert d1.id == "row:docs/rows.jsonl\x00id:d1#0"
     assert d1.metadata == {
-        "year": 2020, "doc_id": "d1", "source": "docs/rows.jsonl", "title": "drug", "chunk": 0,
+        "year": 2020,
+        "doc_id": "d1",
+        "source": "docs/rows.jsonl",
+        "title": "drug",
+        "chunk": 0,
         "source_root": docs_dir.parent.as_posix(),
     }
     assert report.documents == 5 and report.files == 3 and report.chunks == len(chunks)

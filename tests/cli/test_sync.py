@@ -39,7 +39,9 @@ def long_text(n_words: int, seed: int = 1) -> str:
 
 
 @pytest.mark.parametrize("kind", ["qdrant", "milvus"])
-def test_deleted_and_shortened_files_leave_the_index(kind: str, bge: Runner, tiny_m3_path: Path, tmp_path: Path) -> None:
+def test_deleted_and_shortened_files_leave_the_index(
+    kind: str, bge: Runner, tiny_m3_path: Path, tmp_path: Path
+) -> None:
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "long.txt").write_text(long_text(200), encoding="utf-8")
@@ -62,7 +64,9 @@ def test_deleted_and_shortened_files_leave_the_index(kind: str, bge: Runner, tin
     assert sorted(r["chunk"] for r in rows) == list(range(len(rows)))
 
 
-def test_no_delete_keeps_chunks_and_other_folders_are_never_touched(bge: Runner, tiny_m3_path: Path, tmp_path: Path) -> None:
+def test_no_delete_keeps_chunks_and_other_folders_are_never_touched(
+    bge: Runner, tiny_m3_path: Path, tmp_path: Path
+) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     for folder in (a, b):
         folder.mkdir()
@@ -104,8 +108,13 @@ def test_jsonl_ids_are_scoped_and_content_keyed(bge: Runner, tiny_m3_path: Path,
     src.mkdir()
     (src / "x.txt").write_text("the sun and the moon", encoding="utf-8")
     # The same _id in two files, and an _id equal to a file's name: all stored, nothing replaced.
-    (src / "a.jsonl").write_text(json.dumps({"_id": "d1", "text": "the cat a"}) + "\n"
-                                 + json.dumps({"_id": "src/x.txt", "text": "the fish"}) + "\n", encoding="utf-8")
+    (src / "a.jsonl").write_text(
+        json.dumps({"_id": "d1", "text": "the cat a"})
+        + "\n"
+        + json.dumps({"_id": "src/x.txt", "text": "the fish"})
+        + "\n",
+        encoding="utf-8",
+    )
     (src / "b.jsonl").write_text(json.dumps({"_id": "d1", "text": "the dog b"}) + "\n", encoding="utf-8")
     rows_no_id = [{"text": f"row {w} the star"} for w in ("one", "two", "three")]
     (src / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows_no_id), encoding="utf-8")
@@ -114,7 +123,9 @@ def test_jsonl_ids_are_scoped_and_content_keyed(bge: Runner, tiny_m3_path: Path,
     assert res.code == 0, res.err
     assert counts(res.out)[:4] == (7, 0, 0, 0)  # a fresh store: everything added
     texts = sorted(r["text"] for r in stored(bge, uri))
-    assert texts == sorted(["the sun and the moon", "the cat a", "the fish", "the dog b"] + [r["text"] for r in rows_no_id])
+    assert texts == sorted(
+        ["the sun and the moon", "the cat a", "the fish", "the dog b"] + [r["text"] for r in rows_no_id]
+    )
     both = stored(bge, uri, "--filter", "doc_id=d1")
     assert sorted(h["source"] for h in both) == ["src/a.jsonl", "src/b.jsonl"]
 
@@ -123,14 +134,22 @@ def test_jsonl_ids_are_scoped_and_content_keyed(bge: Runner, tiny_m3_path: Path,
     res = bge("index", src, "--store", uri)
     assert res.code == 0, res.err
     assert counts(res.out)[:4] == (0, 0, 6, 1)
-    assert sorted(r["text"] for r in stored(bge, uri) if r["source"] == "src/c.jsonl") == ["row three the star", "row two the star"]
+    assert sorted(r["text"] for r in stored(bge, uri) if r["source"] == "src/c.jsonl") == [
+        "row three the star",
+        "row two the star",
+    ]
 
 
 def test_collisions_within_a_run_are_reported_with_both_places(bge: Runner, tiny_m3_path: Path, tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
-    lines = [{"_id": "d1", "text": "the cat"}, {"_id": "d2", "text": "the dog"}, {"_id": "d1", "text": "the fish"},
-             {"text": "the star"}, {"text": "the star"}]
+    lines = [
+        {"_id": "d1", "text": "the cat"},
+        {"_id": "d2", "text": "the dog"},
+        {"_id": "d1", "text": "the fish"},
+        {"text": "the star"},
+        {"text": "the star"},
+    ]
     (src / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
     other = tmp_path / "other" / "src"
     other.mkdir(parents=True)
@@ -156,8 +175,14 @@ def test_sync_across_processes(tiny_m3_path: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
     def bge(*args: object) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "bge_core.cli", *map(str, args)], capture_output=True, text=True,
-                              env=env, timeout=300, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "bge_core.cli", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
 
     assert bge("index", notes, "--store", uri, "--model", tiny_m3_path).returncode == 0
     (notes / "b.txt").unlink()

@@ -30,7 +30,15 @@ def test_shared_cache_serves_second_call(tiny_m3_path: Any) -> None:
 def test_import_does_not_load_torch() -> None:
     """``import bge_core`` stays light: checked by what gets imported, not by a wall-clock
     limit (which fails at random on a shared machine)."""
-    heavy = ["torch", "transformers", "tokenizers", "safetensors", "huggingface_hub", "sentence_transformers", "FlagEmbedding"]
+    heavy = [
+        "torch",
+        "transformers",
+        "tokenizers",
+        "safetensors",
+        "huggingface_hub",
+        "sentence_transformers",
+        "FlagEmbedding",
+    ]
     code = (
         "import sys; import bge_core, bge_core.index, bge_core.scoring, bge_core.types; "
         f"print(sorted(m for m in {heavy!r} if m in sys.modules))"

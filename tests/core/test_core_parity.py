@@ -31,8 +31,12 @@ def test_m3_encode_matches_flagembedding(tiny_m3_path, flag_m3, batch_size):  # 
     enc = BGEM3Encoder(tiny_m3_path, device="cpu", dtype="float32", batch_size=batch_size, max_length=64)
     ours = enc.encode(TEXTS, dense=True, sparse=True, colbert=True)
     ref = flag_m3.encode(
-        TEXTS, batch_size=batch_size, max_length=64,
-        return_dense=True, return_sparse=True, return_colbert_vecs=True,
+        TEXTS,
+        batch_size=batch_size,
+        max_length=64,
+        return_dense=True,
+        return_sparse=True,
+        return_colbert_vecs=True,
     )
     assert ours.dense is not None
     assert np.abs(ours.dense - ref["dense_vecs"]).max() <= 1e-5
@@ -60,10 +64,17 @@ def test_dense_encoder_matches_flagmodel(tiny_m3_path):  # type: ignore[no-untyp
     from bge_core import DenseEncoder
 
     instruction = "Represent this sentence for searching relevant passages: "
-    ours = DenseEncoder(tiny_m3_path, device="cpu", dtype="float32", batch_size=3, query_instruction=instruction, max_length=64)
+    ours = DenseEncoder(
+        tiny_m3_path, device="cpu", dtype="float32", batch_size=3, query_instruction=instruction, max_length=64
+    )
     ref = FlagEmbedding.FlagModel(
-        str(tiny_m3_path), use_fp16=False, devices="cpu", pooling_method="cls",
-        query_instruction_for_retrieval=instruction, passage_max_length=64, query_max_length=64,
+        str(tiny_m3_path),
+        use_fp16=False,
+        devices="cpu",
+        pooling_method="cls",
+        query_instruction_for_retrieval=instruction,
+        passage_max_length=64,
+        query_max_length=64,
     )
     queries = [t for t in TEXTS if t]
     assert np.abs(ours.encode_queries(queries) - ref.encode_queries(queries)).max() <= 1e-5
@@ -76,7 +87,10 @@ def test_reranker_matches_flagreranker(tiny_reranker_path, max_length):  # type:
 
     # Texts stay inside the tiny vocabulary: FlagReranker on transformers 5 re-tokenises decoded ids.
     pairs = [
-        ("the cat is in the water", "the dog is in the fire and the cat is in the water with more data for a long test"),
+        (
+            "the cat is in the water",
+            "the dog is in the fire and the cat is in the water with more data for a long test",
+        ),
         ("cancer cells", "blood cells in the liver"),
         (" ".join(["the cat is in the water"] * 6), "dog"),
         ("gene", " ".join(["protein levels in mice"] * 10)),

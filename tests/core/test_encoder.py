@@ -62,7 +62,12 @@ def test_order_is_restored_across_batches(m3: BGEM3Encoder) -> None:
 
 @pytest.mark.parametrize(
     "bad, match",
-    [("a str", "list of strings"), (None, "list of strings"), (["ok", None], r"texts\[1\]"), (["ok", 3], r"texts\[1\] is int")],
+    [
+        ("a str", "list of strings"),
+        (None, "list of strings"),
+        (["ok", None], r"texts\[1\]"),
+        (["ok", 3], r"texts\[1\] is int"),
+    ],
 )
 def test_bad_input_is_refused(m3: BGEM3Encoder, bad: object, match: str) -> None:
     with pytest.raises(TypeError, match=match):

@@ -47,14 +47,18 @@ def _check(enc: BGEM3Encoder, texts: list[str]) -> None:
     assert [s.to_dict().keys() for s in rev.sparse[::-1]] == [s.to_dict().keys() for s in out.sparse]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(texts=st.lists(TEXT, min_size=1, max_size=6))
 def test_encoding_hostile_text_keeps_invariants(m3: BGEM3Encoder, texts: list[str]) -> None:
     _check(m3, texts)
 
 
 @pytest.mark.slow
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(texts=st.lists(TEXT, min_size=1, max_size=12))
 def test_encoding_hostile_text_keeps_invariants_long(m3: BGEM3Encoder, texts: list[str]) -> None:
     _check(m3, texts)

@@ -156,7 +156,9 @@ def _flag_lightweight(path: Path) -> Any:
             rotary = Gemma2RotaryEmbedding(config=config)
             for layer in model.model.layers:
 
-                def forward(self: Any, hidden: Any, *args: Any, _fwd: Any = layer.forward, position_ids: Any = None, **kw: Any) -> Any:
+                def forward(
+                    self: Any, hidden: Any, *args: Any, _fwd: Any = layer.forward, position_ids: Any = None, **kw: Any
+                ) -> Any:
                     pe = rotary(hidden, position_ids.expand(hidden.shape[0], -1))
                     return (_fwd(hidden, *args, position_embeddings=pe, position_ids=position_ids, **kw),)
 
@@ -188,7 +190,12 @@ def flag_scores(ckpts: dict[str, Path]) -> dict[str, np.ndarray]:
 
 
 OPTIONS = {"llm": {}, "llm_right": {}, "layerwise": LAYERWISE, "lightweight": LIGHTWEIGHT}
-CLASSES = {"llm": LLMReranker, "llm_right": LLMReranker, "layerwise": LayerwiseLLMReranker, "lightweight": LightweightLLMReranker}
+CLASSES = {
+    "llm": LLMReranker,
+    "llm_right": LLMReranker,
+    "layerwise": LayerwiseLLMReranker,
+    "lightweight": LightweightLLMReranker,
+}
 
 
 def _ours(path: Path, name: str, batch_size: int) -> Any:
@@ -226,7 +233,9 @@ def test_lightweight_compression_changes_scores_and_matches(ckpts: dict[str, Pat
     ref = np.asarray(_flag_lightweight(ckpts["lightweight"]).compute_score(PAIRS[:12], batch_size=5, **options))
     ours = LightweightLLMReranker(ckpts["lightweight"], device="cpu", dtype="float32", max_length=MAX_LENGTH, **options)
     np.testing.assert_allclose(ours.score_layers(PAIRS[:12]), ref, atol=1e-4)
-    plain = LightweightLLMReranker(ckpts["lightweight"], device="cpu", dtype="float32", max_length=MAX_LENGTH, cutoff_layers=[2, 3, 4])
+    plain = LightweightLLMReranker(
+        ckpts["lightweight"], device="cpu", dtype="float32", max_length=MAX_LENGTH, cutoff_layers=[2, 3, 4]
+    )
     assert not np.allclose(plain.score_layers(PAIRS[:12])[1:], ref[1:], atol=1e-3)
 
 

@@ -114,8 +114,11 @@ def test_adding_a_kind_is_one_entry(tiny_m3_path: Path, tmp_path: Path) -> None:
     cfg["architectures"] = ["TinyForCausalLM"]
     (folder / "config.json").write_text(json.dumps(cfg))
     entry = ModelKind(
-        "test-llm", "rerank", f"{__name__}:_Custom",
-        lambda f, c: "TinyForCausalLM" in (c.get("architectures") or []), "a test LLM reranker",
+        "test-llm",
+        "rerank",
+        f"{__name__}:_Custom",
+        lambda f, c: "TinyForCausalLM" in (c.get("architectures") or []),
+        "a test LLM reranker",
     )
     register_kind(entry)
     try:
@@ -239,7 +242,9 @@ def test_executor_pipelines_one_batch_ahead(tiny_m3_path: Path) -> None:
 def test_dense_text_instruction_and_m3_refuses_instructions(dense_path: Path, tiny_m3_path: Path) -> None:
     plain = DenseEncoder(dense_path, device="cpu", dtype="float32")
     prefixed = DenseEncoder(dense_path, device="cpu", dtype="float32", text_instruction="passage: ")
-    np.testing.assert_allclose(prefixed.encode_documents(["the cat"]), plain.encode(["passage: the cat"]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        prefixed.encode_documents(["the cat"]), plain.encode(["passage: the cat"]), rtol=1e-5, atol=1e-6
+    )
     with pytest.raises(ValueError, match="no query instruction"):
         BGEM3Encoder(tiny_m3_path, device="cpu", query_instruction="query: ")
     raw = BGEM3Encoder(tiny_m3_path, device="cpu", dtype="float32", normalize=False).encode(["the cat"], sparse=False)
@@ -262,7 +267,9 @@ async def test_dynamic_batcher_joins_concurrent_requests() -> None:
 
     batcher: DynamicBatcher[str] = DynamicBatcher(fn)
     requests = [[f"{i}-{j}" for j in range(32)] for i in range(4)]
-    results = await asyncio.gather(*(batcher.submit(r, query=False) for r in requests), batcher.submit(["x"], query=True))
+    results = await asyncio.gather(
+        *(batcher.submit(r, query=False) for r in requests), batcher.submit(["x"], query=True)
+    )
     assert results[:4] == [["d:" + t for t in r] for r in requests]
     assert results[4] == ["q:x"]
     assert seen == [(128, False), (1, True)]  # four requests, one call; queries kept apart
@@ -277,5 +284,7 @@ async def test_dynamic_batcher_hands_errors_to_every_caller() -> None:
         raise RuntimeError("boom")
 
     batcher: DynamicBatcher[str] = DynamicBatcher(fn)
-    results = await asyncio.gather(batcher.submit(["a"], query=False), batcher.submit(["b"], query=False), return_exceptions=True)
+    results = await asyncio.gather(
+        batcher.submit(["a"], query=False), batcher.submit(["b"], query=False), return_exceptions=True
+    )
     assert all(isinstance(r, RuntimeError) for r in results)

@@ -95,7 +95,9 @@ def test_options_object_equals_keywords_and_reaches_the_store(filled: VectorInde
     filled.store.query = lambda r: seen.append(r) or original(r)  # type: ignore[method-assign]
     opts = SearchOptions(k=3, mode="hybrid", fusion="weighted", weights=(1.0, 0.5), filter={"even": True})
     by_object = filled.search("the cat", options=opts)
-    by_keywords = filled.search("the cat", 3, mode="hybrid", fusion="weighted", weights=(1.0, 0.5), filter={"even": True})
+    by_keywords = filled.search(
+        "the cat", 3, mode="hybrid", fusion="weighted", weights=(1.0, 0.5), filter={"even": True}
+    )
     assert _ids(by_object) == _ids(by_keywords) and len(by_object) == 3
     assert seen[0].options == opts and seen[0].fusion == "weighted" and seen[0].rrf_k == 60
     # keywords given with an options object override it
@@ -248,7 +250,10 @@ def test_add_documents_accepts_llama_index_nodes(m3: BGEM3Encoder) -> None:
     ids = idx.add_documents(nodes)
     assert ids == [make_id("node-1", "the cat sat"), make_id("doc-2", "dogs bark")]
     got = idx.get(ids)
-    assert [(h.text, h.metadata) for h in got] == [("the cat sat", {"topic": "pets"}), ("dogs bark", {"topic": "pets", "n": 2})]
+    assert [(h.text, h.metadata) for h in got] == [
+        ("the cat sat", {"topic": "pets"}),
+        ("dogs bark", {"topic": "pets", "n": 2}),
+    ]
     with pytest.raises(TypeError, match="LlamaIndex TextNodes"):
         idx.add_documents([42])
 
@@ -279,9 +284,7 @@ def test_search_batch_equals_single_searches_in_one_encoder_pass(
     assert [h.score for hits in got for h in hits] == pytest.approx([h.score for hits in want for h in hits], rel=1e-4)
 
 
-def test_search_batch_without_store_batch_loops_and_reranks_in_one_call(
-    filled: VectorIndex, reranker: Any
-) -> None:
+def test_search_batch_without_store_batch_loops_and_reranks_in_one_call(filled: VectorIndex, reranker: Any) -> None:
     class PlainStore:  # the Store protocol without query_batch
         def __init__(self, inner: InMemoryStore) -> None:
             self.inner = inner
@@ -339,8 +342,12 @@ def test_resolve_settings_is_pure_and_says_how_to_fix() -> None:
     where = "the index X"
     fresh = resolve_settings(SettingsRequest(model="BAAI/bge-m3", max_tokens=512), None, m3, where)
     assert fresh.settings == {
-        "model": "BAAI/bge-m3", "kind": "m3", "outputs": ["dense", "sparse", "colbert"],
-        "max_tokens": 512, "dim": 1024, "layout": "chunks",
+        "model": "BAAI/bge-m3",
+        "kind": "m3",
+        "outputs": ["dense", "sparse", "colbert"],
+        "max_tokens": 512,
+        "dim": 1024,
+        "layout": "chunks",
     }
     # a later run reuses what is recorded, incl. --no-colbert
     recorded = {**fresh.settings, "outputs": ["dense", "sparse"]}
@@ -358,7 +365,9 @@ def test_resolve_settings_is_pure_and_says_how_to_fix() -> None:
     dense = ModelFacts(kind="dense", dim=384, supports_colbert=False, max_length=512, special_tokens=2)
     with pytest.raises(IndexSettingsMismatchError, match="kind 'm3' \\(you asked for 'dense'\\)"):
         resolve_settings(SettingsRequest(), recorded, dense, where)
-    fixed = resolve_settings(SettingsRequest(layout="documents", fixed_max_tokens=True, max_tokens=9), None, dense, where)
+    fixed = resolve_settings(
+        SettingsRequest(layout="documents", fixed_max_tokens=True, max_tokens=9), None, dense, where
+    )
     assert fixed.max_tokens == 512 and fixed.settings["outputs"] == ["dense"]
 
 

@@ -33,7 +33,9 @@ def two_threads() -> Any:
     torch.set_num_threads(before)
 
 
-def test_small_batches_run_on_one_thread_large_ones_on_all(m3: Any, two_threads: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_small_batches_run_on_one_thread_large_ones_on_all(
+    m3: Any, two_threads: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import torch
 
     spy = _Spy(m3._runner.model)

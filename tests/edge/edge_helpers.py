@@ -78,7 +78,9 @@ class HashEncoder:
         self.encoded = 0
         self.on_encode = on_encode
 
-    def encode_outputs(self, texts: Any, *, query: bool, dense: bool = True, sparse: bool = True, colbert: bool = False) -> Any:
+    def encode_outputs(
+        self, texts: Any, *, query: bool, dense: bool = True, sparse: bool = True, colbert: bool = False
+    ) -> Any:
         import hashlib
 
         import numpy as np

@@ -35,11 +35,15 @@ def test_index_search_reindex_on_edge(edge_cli, tmp_path: Path, tiny_m3_path: Pa
     (docs / "b.txt").write_text("a new drug treatment for heart disease", encoding="utf-8")
     (docs / "c.txt").write_text("the sun and the moon and the star", encoding="utf-8")
     uri = f"edge:{tmp_path / 'idx'}"
-    code, out, err = edge_cli("index", docs, "--store", uri, "--model", tiny_m3_path, "--max-tokens", "64", "--no-progress")
+    code, out, err = edge_cli(
+        "index", docs, "--store", uri, "--model", tiny_m3_path, "--max-tokens", "64", "--no-progress"
+    )
     assert code == 0, err
     assert "3 documents" in out and "3 encoded" in out
     for mode in ("dense", "sparse", "hybrid", "colbert"):
-        code, out, err = edge_cli("search", "the cat is on the mat", "--store", uri, "--mode", mode, "-k", "2", "--json")
+        code, out, err = edge_cli(
+            "search", "the cat is on the mat", "--store", uri, "--mode", mode, "-k", "2", "--json"
+        )
         assert code == 0, err
         rows = [json.loads(line) for line in out.splitlines()]
         assert rows[0]["doc_id"] == "docs/a.txt" or rows[0]["text"] == "the cat is on the mat", (mode, rows)

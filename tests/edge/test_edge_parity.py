@@ -76,7 +76,9 @@ def test_rrf_k_means_one_over_k_plus_rank(stores: Any, rrf_k: int) -> None:
         assert h.score == pytest.approx(fused[h.id], rel=1e-6)  # Edge scores are float32
 
 
-@pytest.mark.parametrize("flt", [{"g": 1}, {"topic": "bio"}, {"g": [0, 2]}, {"topic": ["sky", "art"], "g": 0}, {"x": 2.5}, {"g": 1.0}])
+@pytest.mark.parametrize(
+    "flt", [{"g": 1}, {"topic": "bio"}, {"g": [0, 2]}, {"topic": ["sky", "art"], "g": 0}, {"x": 2.5}, {"g": 1.0}]
+)
 @pytest.mark.parametrize(("mode", "fusion", "stage"), CASES)
 def test_dict_filters_match_reference(stores: Any, flt: dict[str, Any], mode: str, fusion: str, stage: str) -> None:
     got = compare(stores, QUERIES[0], 12, stage, mode=mode, fusion=fusion, filter=flt, prefetch_limit=3)

@@ -22,7 +22,9 @@ def test_scifact_ndcg_through_edge(tmp_path: Path, scifact_minilm: Any, scifact_
     doc_ids = list(data.corpus)
     # build_threshold=1000: the graph is built during the ingest as well as at its end, so
     # the search below runs on HNSW segments, not brute force
-    with QdrantEdgeIndex(tmp_path / "edge", scifact_minilm, show_progress=False, chunk_size=512, build_threshold=1000) as index:
+    with QdrantEdgeIndex(
+        tmp_path / "edge", scifact_minilm, show_progress=False, chunk_size=512, build_threshold=1000
+    ) as index:
         index.add_documents({"text": data.doc_text(d), "metadata": {"doc_id": d}, "id": d} for d in doc_ids)
         assert index.count() == len(doc_ids)
         run: dict[str, list[str]] = {}

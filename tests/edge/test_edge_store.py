@@ -118,15 +118,22 @@ def test_second_process_gets_one_clear_line(make_edge: Any, tmp_path: Path) -> N
             print(exc)
             raise SystemExit(3)
     """)
-    r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=_child_env(), timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, env=_child_env(), timeout=120
+    )
     assert r.returncode == 3, r.stderr
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 1 and "in use by another process" in lines[0] and str(tmp_path / "edge") in lines[0]
     assert f"pid {os.getpid()}" in lines[0]
     index.close()
-    r = subprocess.run([sys.executable, "-c", code.replace(".count()", ".count() or print('ok')")], check=False,
-                       capture_output=True,
-                       text=True, env=_child_env(), timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code.replace(".count()", ".count() or print('ok')")],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=_child_env(),
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -223,9 +230,20 @@ def _built(make_edge: Any, tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     "damage",
-    ["marker_garbage", "marker_foreign", "edge_config", "segment_state", "version_info", "vectors_truncated", "wal_index", "shard_half_gone"],
+    [
+        "marker_garbage",
+        "marker_foreign",
+        "edge_config",
+        "segment_state",
+        "version_info",
+        "vectors_truncated",
+        "wal_index",
+        "shard_half_gone",
+    ],
 )
-def test_damaged_folder_gives_a_clear_error_and_touches_nothing_else(make_edge: Any, tmp_path: Path, damage: str) -> None:
+def test_damaged_folder_gives_a_clear_error_and_touches_nothing_else(
+    make_edge: Any, tmp_path: Path, damage: str
+) -> None:
     root = _built(make_edge, tmp_path)
     shard = root / "c1"
     if damage == "marker_garbage":

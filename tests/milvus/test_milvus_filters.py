@@ -28,10 +28,28 @@ HOSTILE = [
     ") or (1 == 1",
     '"]) or exists metadata["',
 ]
-METAS: list[dict[str, Any]] = [
-    {"k": 1}, {"k": 1.0}, {"k": True}, {"k": "1"}, {"k": False}, {"k": 0}, {"k": 2.5}, {"k": None}, {"k": [1, 2]},
-    {"k": {"n": 1}}, {"other": 1}, {'q"k': "v"}, {"a\\b": "v"}, {"x] or [": 1}, {"k": 2**60 + 1}, {"k": float(2**60)},
-] + [{"k": v} for v in HOSTILE] + [{v: "key"} for v in HOSTILE if v]
+METAS: list[dict[str, Any]] = (
+    [
+        {"k": 1},
+        {"k": 1.0},
+        {"k": True},
+        {"k": "1"},
+        {"k": False},
+        {"k": 0},
+        {"k": 2.5},
+        {"k": None},
+        {"k": [1, 2]},
+        {"k": {"n": 1}},
+        {"other": 1},
+        {'q"k': "v"},
+        {"a\\b": "v"},
+        {"x] or [": 1},
+        {"k": 2**60 + 1},
+        {"k": float(2**60)},
+    ]
+    + [{"k": v} for v in HOSTILE]
+    + [{v: "key"} for v in HOSTILE if v]
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +78,20 @@ def same(index: MilvusIndex, ref: VectorIndex, flt: dict[str, Any]) -> list[str]
 
 @pytest.mark.parametrize(
     "value,count",
-    [(1, 2), (1.0, 2), (True, 1), ("1", 1), (False, 1), (0, 1), (2.5, 1), (2**60 + 1, 1), (float(2**60), 1), ([1, "1"], 3), ([0.0], 1), ([True, 2.5], 2)],
+    [
+        (1, 2),
+        (1.0, 2),
+        (True, 1),
+        ("1", 1),
+        (False, 1),
+        (0, 1),
+        (2.5, 1),
+        (2**60 + 1, 1),
+        (float(2**60), 1),
+        ([1, "1"], 3),
+        ([0.0], 1),
+        ([True, 2.5], 2),
+    ],
 )
 def test_typed_equality_matches_reference(pair: tuple[MilvusIndex, VectorIndex], value: Any, count: int) -> None:
     assert len(same(*pair, {"k": value})) == count

@@ -75,8 +75,16 @@ def test_unreachable_server_is_quick_and_keeps_token_secret(m3: Any, monkeypatch
 def test_file_in_use_by_another_process(tmp_path: Path, m3: Any) -> None:
     path = tmp_path / "locked.db"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from pymilvus import MilvusClient; c = MilvusClient({str(path)!r}); print('ready', flush=True); input()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env(),
+        [
+            sys.executable,
+            "-c",
+            f"from pymilvus import MilvusClient; c = MilvusClient({str(path)!r}); print('ready', flush=True); input()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env(),
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"

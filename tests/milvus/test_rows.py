@@ -99,7 +99,11 @@ def test_settings_roundtrip(milvus_db: Any, m3: Any) -> None:
     client.close()
     release(milvus_db)
     client = MilvusClient(str(milvus_db))
-    assert MilvusIndex(client, "docs", m3).read_settings() == {"model": "tiny", "max_tokens": 128, "outputs": ["dense", "sparse"]}
+    assert MilvusIndex(client, "docs", m3).read_settings() == {
+        "model": "tiny",
+        "max_tokens": 128,
+        "outputs": ["dense", "sparse"],
+    }
     client.close()
 
 
@@ -147,7 +151,10 @@ def _env() -> dict[str, str]:
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "integrations"), os.environ.get("PYTHONPATH", "")])}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), str(root / "integrations"), os.environ.get("PYTHONPATH", "")]),
+    }
 
 
 def test_before_first_write(client: Any, m3: Any) -> None:

@@ -13,8 +13,14 @@ from bge_core.errors import CollectionMismatchError
 from bge_core.index import make_id
 from bge_qdrant import AsyncQdrantIndex
 
-MODES = [("dense", "rrf", "dense"), ("sparse", "rrf", "sparse"), ("hybrid", "rrf", "fusion"),
-         ("hybrid", "dbsf", "fusion"), ("hybrid", "weighted", "fusion"), ("colbert", "rrf", "colbert")]
+MODES = [
+    ("dense", "rrf", "dense"),
+    ("sparse", "rrf", "sparse"),
+    ("hybrid", "rrf", "fusion"),
+    ("hybrid", "dbsf", "fusion"),
+    ("hybrid", "weighted", "fusion"),
+    ("colbert", "rrf", "colbert"),
+]
 
 
 async def test_async_index_matches_sync(m3: Any, filled: Any, qd_corpus: Any) -> None:

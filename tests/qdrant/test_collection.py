@@ -84,7 +84,8 @@ def _create(client: Any, name: str, dense: int, sparse: bool = True, colbert: in
     vectors = {"dense": models.VectorParams(size=dense, distance=models.Distance.COSINE)}
     if colbert:
         vectors["colbert"] = models.VectorParams(
-            size=colbert, distance=models.Distance.COSINE,
+            size=colbert,
+            distance=models.Distance.COSINE,
             multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
         )
     client.create_collection(
@@ -94,7 +95,9 @@ def _create(client: Any, name: str, dense: int, sparse: bool = True, colbert: in
 
 def test_mismatched_collections_are_refused(memory_client: Any, make_index: Any, m3: Any) -> None:
     _create(memory_client, "small", dense=m3.dim + 1, colbert=m3.colbert_dim)
-    with pytest.raises(CollectionMismatchError, match=rf"'dense' vectors have {m3.dim + 1} dims but the encoder makes {m3.dim}"):
+    with pytest.raises(
+        CollectionMismatchError, match=rf"'dense' vectors have {m3.dim + 1} dims but the encoder makes {m3.dim}"
+    ):
         make_index(memory_client, "small").ensure_collection()
     _create(memory_client, "nosparse", dense=m3.dim, sparse=False, colbert=m3.colbert_dim)
     with pytest.raises(CollectionMismatchError, match="no 'sparse' sparse vector"):

@@ -36,11 +36,18 @@ def test_ids_payload_and_reingest_keep_count(memory_client: Any, make_index: Any
 def test_add_documents_get_delete(make_index: Any) -> None:
     index = make_index()
     ids = index.add_documents(
-        [Document("the cat", {"a": 1}), {"text": "the dog", "metadata": {"a": 2}, "id": 7}, Document("the fish", id="f")]
+        [
+            Document("the cat", {"a": 1}),
+            {"text": "the dog", "metadata": {"a": 2}, "id": 7},
+            Document("the fish", id="f"),
+        ]
     )
     assert index.count() == 3
     hits = index.get([ids[2], "not-a-uuid", ids[0], make_id("missing", "x")])
-    assert [(h.id, h.text, h.metadata, h.score) for h in hits] == [(ids[2], "the fish", {}, 0.0), (ids[0], "the cat", {"a": 1}, 0.0)]
+    assert [(h.id, h.text, h.metadata, h.score) for h in hits] == [
+        (ids[2], "the fish", {}, 0.0),
+        (ids[0], "the cat", {"a": 1}, 0.0),
+    ]
     index.delete([ids[0], "not-a-uuid", make_id("missing", "x")])
     assert index.count() == 2
     assert index.get([ids[0]]) == []

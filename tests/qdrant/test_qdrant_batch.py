@@ -35,7 +35,9 @@ def test_search_batch_is_one_call_equal_to_single_searches(pair: tuple[Any, Any]
     calls: list[int] = []
     client = qd.client
     real = client.query_batch_points
-    client.query_batch_points = lambda name, requests, **kw: calls.append(len(requests)) or real(name, requests=requests, **kw)
+    client.query_batch_points = lambda name, requests, **kw: (
+        calls.append(len(requests)) or real(name, requests=requests, **kw)
+    )
     try:
         got = qd.search_batch(queries, 3, mode=mode, fusion=fusion)
     finally:

@@ -14,7 +14,11 @@ from bge_core.errors import StoreError, TransientStoreError
 from bge_core.index import RetryPolicy, make_id
 from bge_qdrant.faults import is_transient_error
 
-TEXTS = [f"{a} {b}" for a in ("the cat", "the dog", "a fish", "the bird") for b in ("in the water", "on the tree", "at night")]
+TEXTS = [
+    f"{a} {b}"
+    for a in ("the cat", "the dog", "a fish", "the bird")
+    for b in ("in the water", "on the tree", "at night")
+]
 
 
 def _http(status: int) -> UnexpectedResponse:

@@ -75,7 +75,7 @@ def test_hostile_values_only_match_themselves(tagged: Any, value: str) -> None:
     assert _texts(tagged, {"topic": [value, "sky"]}) == expected | {"the tree"}
 
 
-@pytest.mark.parametrize("key", ["topic\" or 1==1 or \"", 'a"b', '"'])
+@pytest.mark.parametrize("key", ['topic" or 1==1 or "', 'a"b', '"'])
 def test_keys_with_quotes_are_refused(tagged: Any, key: str) -> None:
     with pytest.raises(ValueError, match="double quote"):
         tagged.search("the cat", filter={key: "bio"})

@@ -90,7 +90,10 @@ def test_unreachable_server_is_one_line_and_keeps_the_key_secret(
     monkeypatch.setenv(API_KEY_ENV, SECRET)
     port = _free_port()
     start = time.monotonic()
-    with caplog.at_level(logging.DEBUG), pytest.raises(StoreError, match=f"cannot reach Qdrant at http://127.0.0.1:{port}") as err:
+    with (
+        caplog.at_level(logging.DEBUG),
+        pytest.raises(StoreError, match=f"cannot reach Qdrant at http://127.0.0.1:{port}") as err,
+    ):
         open_index(f"qdrant+http://127.0.0.1:{port}", encoder=m3, collection="docs")
     assert time.monotonic() - start < 15
     text = str(err.value)
@@ -122,7 +125,12 @@ def test_folder_locked_by_another_process(m3: Any, tmp_path: Path) -> None:
             "    print('OPENED')\n"
         )
         out = subprocess.run(
-            [sys.executable, "-c", code, f"qdrant:{folder}"], check=False, capture_output=True, text=True, timeout=120, env=_env()
+            [sys.executable, "-c", code, f"qdrant:{folder}"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=_env(),
         )
         assert out.returncode == 0, out.stderr
         line = out.stdout.strip()
@@ -140,7 +148,11 @@ def test_example_script_runs(tiny_m3_path: Path) -> None:
     env["BGE_M3_MODEL"] = str(tiny_m3_path)
     out = subprocess.run(
         [sys.executable, str(REPO / "examples" / "qdrant_hybrid.py")],
-        check=False, capture_output=True, text=True, timeout=300, env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout

@@ -40,10 +40,12 @@ def main() -> None:
         data = rows(64, seed=9)
         uri = "milvus+http://127.0.0.1:19530"
         ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-        result = bge_ray.ingest(ray.data.from_items(data), uri, model=model, collection="ray", workers=2, batch_size=8,
-                                dtype="float32")
-        again = bge_ray.ingest(ray.data.from_items(data), uri, model=model, collection="ray", workers=2, batch_size=8,
-                               dtype="float32")
+        result = bge_ray.ingest(
+            ray.data.from_items(data), uri, model=model, collection="ray", workers=2, batch_size=8, dtype="float32"
+        )
+        again = bge_ray.ingest(
+            ray.data.from_items(data), uri, model=model, collection="ray", workers=2, batch_size=8, dtype="float32"
+        )
         ray.shutdown()
         probe = open_store(uri, collection="single")
         VectorIndex(probe, load_encoder(model, device="cpu", dtype="float32", batch_size=8)).add_texts(
@@ -53,12 +55,34 @@ def main() -> None:
         from pymilvus import MilvusClient
 
         client = MilvusClient("http://127.0.0.1:19530")
-        got = {r["id"]: np.asarray(r["dense"]) for r in client.query("ray", filter='id != ""', output_fields=["id", "dense"], limit=1000)}
-        want = {r["id"]: np.asarray(r["dense"]) for r in client.query("single", filter='id != ""', output_fields=["id", "dense"], limit=1000)}
-        cos = min(float(got[k] @ want[k] / (np.linalg.norm(got[k]) * np.linalg.norm(want[k]))) for k in want) if set(got) == set(want) else -1.0
-        print(json.dumps({"server_start_s": started, "rows": result.rows, "written": result.written, "stored": result.stored,
-                          "rerun_encoded": again.encoded, "rerun_skipped": again.skipped, "same_ids": set(got) == set(want),
-                          "min_cos": cos}), flush=True)
+        got = {
+            r["id"]: np.asarray(r["dense"])
+            for r in client.query("ray", filter='id != ""', output_fields=["id", "dense"], limit=1000)
+        }
+        want = {
+            r["id"]: np.asarray(r["dense"])
+            for r in client.query("single", filter='id != ""', output_fields=["id", "dense"], limit=1000)
+        }
+        cos = (
+            min(float(got[k] @ want[k] / (np.linalg.norm(got[k]) * np.linalg.norm(want[k]))) for k in want)
+            if set(got) == set(want)
+            else -1.0
+        )
+        print(
+            json.dumps(
+                {
+                    "server_start_s": started,
+                    "rows": result.rows,
+                    "written": result.written,
+                    "stored": result.stored,
+                    "rerun_encoded": again.encoded,
+                    "rerun_skipped": again.skipped,
+                    "same_ids": set(got) == set(want),
+                    "min_cos": cos,
+                }
+            ),
+            flush=True,
+        )
     finally:
         server.stop()
 

@@ -18,9 +18,13 @@ def _docs(root: Path) -> Path:
     src = root / "docs"
     (src / "sub").mkdir(parents=True)
     (src / "a.txt").write_text("the cat is on the mat", encoding="utf-8")
-    (src / "sub" / "long.md").write_text("# Heart study\n\n" + " ".join(rng.choice(TINY_WORDS) for _ in range(300)), encoding="utf-8")
-    lines = [{"_id": f"j{i}", "title": "t", "text": " ".join(rng.choice(TINY_WORDS) for _ in range(20)), "year": 2000 + i}
-             for i in range(12)]
+    (src / "sub" / "long.md").write_text(
+        "# Heart study\n\n" + " ".join(rng.choice(TINY_WORDS) for _ in range(300)), encoding="utf-8"
+    )
+    lines = [
+        {"_id": f"j{i}", "title": "t", "text": " ".join(rng.choice(TINY_WORDS) for _ in range(20)), "year": 2000 + i}
+        for i in range(12)
+    ]
     lines.append({"text": "no id row", "metadata": {"lab": "x"}})
     (src / "rows.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
     return src

@@ -28,7 +28,9 @@ def _worker_pids() -> list[int]:
 
 
 @pytest.mark.slow
-def test_minilm_worker_killed_mid_job_still_equals_single_process(ray_cluster: Any, minilm_path: Path, tmp_path: Path) -> None:
+def test_minilm_worker_killed_mid_job_still_equals_single_process(
+    ray_cluster: Any, minilm_path: Path, tmp_path: Path
+) -> None:
     pytest.importorskip("psutil")
     import bge_ray
     from bge_core import DenseEncoder
@@ -44,8 +46,15 @@ def test_minilm_worker_killed_mid_job_still_equals_single_process(ray_cluster: A
             killed.append(pids[0])
 
     result = bge_ray.ingest(
-        ray_cluster.data.from_items(data), f"qdrant:{tmp_path / 'ray'}", model=str(minilm_path), workers=2, batch_size=4,
-        dtype="float32", on_progress=kill_one_worker, max_restarts=2, max_task_retries=2,
+        ray_cluster.data.from_items(data),
+        f"qdrant:{tmp_path / 'ray'}",
+        model=str(minilm_path),
+        workers=2,
+        batch_size=4,
+        dtype="float32",
+        on_progress=kill_one_worker,
+        max_restarts=2,
+        max_task_retries=2,
     )
     assert killed
     # Every row reached the driver once and is stored once.
@@ -79,7 +88,9 @@ print("DONE", flush=True)
 """
 
 
-def test_driver_sigkill_then_rerun_encodes_only_the_missing_rows(ray_cluster: Any, tiny_m3_path: Path, tmp_path: Path) -> None:
+def test_driver_sigkill_then_rerun_encodes_only_the_missing_rows(
+    ray_cluster: Any, tiny_m3_path: Path, tmp_path: Path
+) -> None:
     import bge_ray
     from bge_core.cli.stores import open_store
 
@@ -91,7 +102,11 @@ def test_driver_sigkill_then_rerun_encodes_only_the_missing_rows(ray_cluster: An
     env = dict(os.environ)
     proc = subprocess.Popen(
         [sys.executable, str(script), address, uri, str(tiny_m3_path), str(n)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=str(HERE),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=str(HERE),
     )
     written = 0
     assert proc.stdout is not None
@@ -115,8 +130,12 @@ def test_driver_sigkill_then_rerun_encodes_only_the_missing_rows(ray_cluster: An
     counts = tmp_path / "counts"
     counts.mkdir()
     result = bge_ray.ingest(
-        ray_cluster.data.from_items(rows(n, seed=2)), uri, model=CountingModel(str(tiny_m3_path), str(counts)),
-        workers=2, batch_size=4, dtype="float32",
+        ray_cluster.data.from_items(rows(n, seed=2)),
+        uri,
+        model=CountingModel(str(tiny_m3_path), str(counts)),
+        workers=2,
+        batch_size=4,
+        dtype="float32",
     )
     # Only the rows the killed run had not stored are encoded (counted in the workers' encoder).
     assert encoded_count(counts) == n - before

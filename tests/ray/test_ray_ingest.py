@@ -26,7 +26,9 @@ def _single_process(uri: str, encoder: Any, data: list[dict[str, Any]], *, colbe
         probe.close()
 
 
-def test_m3_two_workers_into_qdrant_local_equal_single_process(ray_cluster: Any, tiny_m3_path: Path, tmp_path: Path) -> None:
+def test_m3_two_workers_into_qdrant_local_equal_single_process(
+    ray_cluster: Any, tiny_m3_path: Path, tmp_path: Path
+) -> None:
     import bge_ray
     from bge_core import BGEM3Encoder
 
@@ -35,8 +37,14 @@ def test_m3_two_workers_into_qdrant_local_equal_single_process(ray_cluster: Any,
     ds = ray_cluster.data.from_items(data + [bad])
     seen: list[Any] = []
     result = bge_ray.ingest(
-        ds, f"qdrant:{tmp_path / 'ray'}", model=str(tiny_m3_path), workers=2, batch_size=8, dtype="float32",
-        on_error="skip", on_progress=seen.append,
+        ds,
+        f"qdrant:{tmp_path / 'ray'}",
+        model=str(tiny_m3_path),
+        workers=2,
+        batch_size=8,
+        dtype="float32",
+        on_error="skip",
+        on_progress=seen.append,
     )
     assert (result.rows, result.encoded, result.written, result.skipped, result.stored) == (49, 48, 48, 0, 48)
     assert len(result.failed) == 1 and result.failed[0].id is None
@@ -50,8 +58,14 @@ def test_m3_two_workers_into_qdrant_local_equal_single_process(ray_cluster: Any,
     assert_same(got, want)
 
     # A re-run finds everything stored and unchanged: nothing is encoded.
-    again = bge_ray.ingest(ray_cluster.data.from_items(data), f"qdrant:{tmp_path / 'ray'}", model=str(tiny_m3_path),
-                           workers=2, batch_size=8, dtype="float32")
+    again = bge_ray.ingest(
+        ray_cluster.data.from_items(data),
+        f"qdrant:{tmp_path / 'ray'}",
+        model=str(tiny_m3_path),
+        workers=2,
+        batch_size=8,
+        dtype="float32",
+    )
     assert (again.rows, again.encoded, again.skipped, again.stored) == (48, 0, 48, 48)
 
 

@@ -24,7 +24,11 @@ def test_bge_embedding_as_a_ray_transformation(ray_cluster: Any, tiny_m3_path: P
     embed = RayTransformComponent(
         transform_class=CountingBGEEmbedding,
         map_batches_kwargs={"batch_size": 8, "compute": ray_cluster.data.ActorPoolStrategy(size=2)},
-        model_name=str(tiny_m3_path), device="cpu", dtype="float32", embed_batch_size=8, count_dir=str(counts),
+        model_name=str(tiny_m3_path),
+        device="cpu",
+        dtype="float32",
+        embed_batch_size=8,
+        count_dir=str(counts),
     )
     out = RayIngestionPipeline(transformations=[embed]).run(nodes=nodes)
     assert sorted(n.node_id for n in out) == sorted(n.node_id for n in nodes)

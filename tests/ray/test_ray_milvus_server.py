@@ -18,7 +18,9 @@ HERE = Path(__file__).resolve().parent
 def _can_unshare() -> bool:
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         return False
-    return subprocess.run(["unshare", "-n", "--map-root-user", "true"], capture_output=True, check=False).returncode == 0
+    return (
+        subprocess.run(["unshare", "-n", "--map-root-user", "true"], capture_output=True, check=False).returncode == 0
+    )
 
 
 @pytest.mark.slow
@@ -33,8 +35,14 @@ def test_two_workers_write_to_a_milvus_server_in_parallel(tmp_path: Path) -> Non
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
     cmd = f"ip link set lo up && exec {sys.executable} {HERE / 'milvus_server_job.py'} {model} {tmp_path / 'milvus'}"
-    proc = subprocess.run(["unshare", "-n", "--map-root-user", "sh", "-c", cmd], capture_output=True, text=True, check=False,
-                          env=env, timeout=560)
+    proc = subprocess.run(
+        ["unshare", "-n", "--map-root-user", "sh", "-c", cmd],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=560,
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
     got = json.loads(lines[-1])

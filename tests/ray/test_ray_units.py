@@ -20,7 +20,9 @@ class _PoisonEncoder:
     supports_sparse = False
     supports_colbert = False
 
-    def encode_outputs(self, texts: Any, *, query: bool, dense: bool = True, sparse: bool = False, colbert: bool = False) -> Any:
+    def encode_outputs(
+        self, texts: Any, *, query: bool, dense: bool = True, sparse: bool = False, colbert: bool = False
+    ) -> Any:
         from bge_core.types import M3Output
 
         if any("poison" in t for t in texts):
@@ -31,8 +33,17 @@ class _PoisonEncoder:
 def _worker(on_error: str) -> Any:
     from bge_ray.workers import EncodeWorker, WorkerConfig
 
-    config = WorkerConfig(model=_PoisonEncoder, device="cpu", dtype="float32", batch_size=8, torch_threads=1,
-                          sparse=False, colbert=False, on_error=on_error, skip_unchanged=True)  # type: ignore[arg-type]
+    config = WorkerConfig(
+        model=_PoisonEncoder,
+        device="cpu",
+        dtype="float32",
+        batch_size=8,
+        torch_threads=1,
+        sparse=False,
+        colbert=False,
+        on_error=on_error,
+        skip_unchanged=True,
+    )  # type: ignore[arg-type]
     return EncodeWorker(config, stored={})
 
 
@@ -72,4 +83,8 @@ def test_server_uris_are_written_by_the_workers() -> None:
     from bge_ray import is_server_uri
 
     assert is_server_uri("qdrant+http://h:6333") and is_server_uri("milvus+https://h")
-    assert not is_server_uri("qdrant:./dir") and not is_server_uri("milvus:./x.db") and not is_server_uri("qdrant::memory:")
+    assert (
+        not is_server_uri("qdrant:./dir")
+        and not is_server_uri("milvus:./x.db")
+        and not is_server_uri("qdrant::memory:")
+    )

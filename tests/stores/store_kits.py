@@ -65,7 +65,9 @@ def _memory(tmp_path: Path) -> StoreKit:
         store = stores.setdefault(collection, InMemoryStore())
         return wrap(store) if wrap else store
 
-    return StoreKit("memory", open_, "upsert", lambda: TransientStoreError("flaky"), lambda: StoreError("broken"), (None,))
+    return StoreKit(
+        "memory", open_, "upsert", lambda: TransientStoreError("flaky"), lambda: StoreError("broken"), (None,)
+    )
 
 
 def _qdrant(client: Any) -> Callable[[str, Wrap | None], Store]:

@@ -34,7 +34,9 @@ def compare(filled: Pair, query: str, k: int, stage: str, **options: Any) -> lis
 
 @pytest.mark.parametrize(("mode", "fusion", "stage"), CASES)
 @pytest.mark.parametrize("prefetch_limit", [None, 3])
-def test_modes_and_fusions_equal_reference(filled: Pair, mode: str, fusion: str, stage: str, prefetch_limit: int | None) -> None:
+def test_modes_and_fusions_equal_reference(
+    filled: Pair, mode: str, fusion: str, stage: str, prefetch_limit: int | None
+) -> None:
     for query in QUERIES:
         for k in (3, 12):
             got = compare(filled, query, k, stage, mode=mode, fusion=fusion, prefetch_limit=prefetch_limit)

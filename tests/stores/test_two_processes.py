@@ -45,16 +45,23 @@ print(json.dumps(out))
 
 
 def run(store: str, body: str, path: Path, data: Path, model: Path) -> Any:
-    code = textwrap.dedent(
-        f"""
+    code = (
+        textwrap.dedent(
+            f"""
         import json, logging
         from bge_core import BGEM3Encoder
         PATH, DATA = {str(path)!r}, {str(data)!r}
         m3 = BGEM3Encoder({str(model)!r}, device="cpu", dtype="float32", batch_size=4)
         """
-    ) + OPEN[store] + body + "index.close()\n"
+        )
+        + OPEN[store]
+        + body
+        + "index.close()\n"
+    )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env, timeout=240
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -25,9 +25,10 @@ def make_beir(root: Path, *, n_docs: int = 60, n_queries: int = 12, split: str =
     docs = {f"d{i}": _words(rng, 12) for i in range(n_docs)}
     with open(root / "corpus.jsonl", "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps({"_id": doc_id, "title": "", "text": text}) + "\n" for doc_id, text in docs.items())
-    with open(root / "queries.jsonl", "w", encoding="utf-8") as fh, open(
-        root / "qrels" / f"{split}.tsv", "w", encoding="utf-8"
-    ) as qr:
+    with (
+        open(root / "queries.jsonl", "w", encoding="utf-8") as fh,
+        open(root / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as qr,
+    ):
         qr.write("query-id\tcorpus-id\tscore\n")
         for i in range(n_queries):
             pos = [f"d{i}"] + ([f"d{i + 20}"] if i % 3 == 0 else [])

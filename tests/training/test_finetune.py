@@ -30,8 +30,11 @@ NOT_A_MODEL = "/nonexistent/model"  # validation must fail before a model loads
 def _rows(n: int = 16, negs: int = 3) -> list[dict[str, Any]]:
     w = TINY_WORDS
     return [
-        {"query": f"{w[i % 50]} {w[(i * 7) % 60]}", "pos": [f"{w[i % 50]} {w[(i * 7) % 60]} {w[(i * 3) % 90]} cells"],
-         "neg": [f"{w[(i + k * 11) % 150]} {w[(i * 5 + k) % 120]} other" for k in range(negs)]}
+        {
+            "query": f"{w[i % 50]} {w[(i * 7) % 60]}",
+            "pos": [f"{w[i % 50]} {w[(i * 7) % 60]} {w[(i * 3) % 90]} cells"],
+            "neg": [f"{w[(i + k * 11) % 150]} {w[(i * 5 + k) % 120]} other" for k in range(negs)],
+        }
         for i in range(n)
     ]
 
@@ -41,8 +44,17 @@ def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-CFG = FinetuneConfig(epochs=2, batch_size=4, group_size=2, learning_rate=1e-3, seed=5, dtype="float32",
-                     device="cpu", show_progress=False, logging_steps=1)
+CFG = FinetuneConfig(
+    epochs=2,
+    batch_size=4,
+    group_size=2,
+    learning_rate=1e-3,
+    seed=5,
+    dtype="float32",
+    device="cpu",
+    show_progress=False,
+    logging_steps=1,
+)
 
 
 @pytest.mark.parametrize(
@@ -50,11 +62,14 @@ CFG = FinetuneConfig(epochs=2, batch_size=4, group_size=2, learning_rate=1e-3, s
     [
         ("", "is empty"),
         ("\n  \n", "is empty"),
-        ('{"query": "q", "pos": ["p"], "neg": ["n"]}\n{"query": "q", "pos": ["p"], "neg": ["n"]\n', ":2: not valid JSON"),
-        ('{"query": "q", "pos": [], "neg": ["n"]}\n', ":1: \"pos\""),
-        ('{"query": "", "pos": ["p"], "neg": ["n"]}\n', ":1: \"query\""),
+        (
+            '{"query": "q", "pos": ["p"], "neg": ["n"]}\n{"query": "q", "pos": ["p"], "neg": ["n"]\n',
+            ":2: not valid JSON",
+        ),
+        ('{"query": "q", "pos": [], "neg": ["n"]}\n', ':1: "pos"'),
+        ('{"query": "", "pos": ["p"], "neg": ["n"]}\n', ':1: "query"'),
         ('{"query": "q", "pos": ["p"], "neg": "n"}\n["x"]\n', ":2: expected a JSON object"),
-        ('{"query": "q", "pos": ["p"], "neg": [1]}\n', ":1: \"neg\""),
+        ('{"query": "q", "pos": ["p"], "neg": [1]}\n', ':1: "neg"'),
     ],
 )
 def test_bad_training_file_is_refused_with_its_line(tmp_path: Path, content: str, match: str) -> None:
@@ -125,8 +140,16 @@ def test_output_loads_with_dense_encoder_and_sentence_transformers(tiny_dense_pa
 
 def test_same_seed_same_weights(tiny_dense_path: Path, tmp_path: Path) -> None:
     f = _write(tmp_path / "t.jsonl", _rows(8))
-    cfg = FinetuneConfig(epochs=1, batch_size=4, group_size=2, learning_rate=1e-3, seed=3, dtype="float32",
-                         device="cpu", show_progress=False)
+    cfg = FinetuneConfig(
+        epochs=1,
+        batch_size=4,
+        group_size=2,
+        learning_rate=1e-3,
+        seed=3,
+        dtype="float32",
+        device="cpu",
+        show_progress=False,
+    )
     finetune(f, tiny_dense_path, tmp_path / "a", cfg)
     finetune(f, tiny_dense_path, tmp_path / "b", cfg)
     a, b = _state(tmp_path / "a"), _state(tmp_path / "b")
@@ -170,18 +193,36 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_dense_path:
 
 def test_sentence_transformers_layout_keeps_mean_pooling(tiny_dense_path: Path, tmp_path: Path) -> None:
     model = shutil.copytree(tiny_dense_path, tmp_path / "st-model")
-    (model / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-    ]))
+    (model / "modules.json").write_text(
+        json.dumps(
+            [
+                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            ]
+        )
+    )
     (model / "1_Pooling").mkdir()
-    (model / "1_Pooling" / "config.json").write_text(json.dumps({
-        "word_embedding_dimension": 32, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
-        "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}))
+    (model / "1_Pooling" / "config.json").write_text(
+        json.dumps(
+            {
+                "word_embedding_dimension": 32,
+                "pooling_mode_cls_token": False,
+                "pooling_mode_mean_tokens": True,
+                "pooling_mode_max_tokens": False,
+                "pooling_mode_mean_sqrt_len_tokens": False,
+            }
+        )
+    )
     f = _write(tmp_path / "t.jsonl", _rows(8))
     out = tmp_path / "out"
-    finetune(f, model, out, FinetuneConfig(epochs=1, batch_size=4, group_size=1, dtype="float32", device="cpu",
-                                           show_progress=False, max_length=16))
+    finetune(
+        f,
+        model,
+        out,
+        FinetuneConfig(
+            epochs=1, batch_size=4, group_size=1, dtype="float32", device="cpu", show_progress=False, max_length=16
+        ),
+    )
     # --max-length caps training only; the saved model keeps its own cap.
     assert json.loads((out / "sentence_bert_config.json").read_text())["max_seq_length"] > 16
     from bge_core import DenseEncoder

@@ -72,8 +72,13 @@ def test_positive_aware_filter_drops_candidates_near_the_positive(dense_index: A
     suspects = {h.text for h in hits[1:6]}
     q = MiningQuery("x", "cancer cells", (pos,))
     stats = mine_hard_negatives(
-        dense_index, [q], negatives=50, rank_range=(0, 60), seed=0,
-        scorer=FakeScorer(suspects, [pos]), max_neg_ratio=0.95,
+        dense_index,
+        [q],
+        negatives=50,
+        rank_range=(0, 60),
+        seed=0,
+        scorer=FakeScorer(suspects, [pos]),
+        max_neg_ratio=0.95,
     )
     ex = stats.examples[0]
     assert not set(ex.neg) & suspects
@@ -134,9 +139,9 @@ def test_missing_split_is_named(dense_index: Any, beir_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "match"),
     [
-        ('{"query": "q", "pos": ["p"]}\n{"query": "q2", "pos": []}\n', ":2: \"pos\""),
+        ('{"query": "q", "pos": ["p"]}\n{"query": "q2", "pos": []}\n', ':2: "pos"'),
         ('{"query": "q", "pos": ["p"]}\nnot json\n', ":2: not valid JSON"),
-        ('{"pos": ["p"]}\n', ":1: \"query\""),
+        ('{"pos": ["p"]}\n', ':1: "query"'),
         ("\n\n", "no queries"),
     ],
 )
@@ -181,8 +186,9 @@ def test_hybrid_is_the_default_on_m3_indexes(m3: Any) -> None:
         return real(query, k, **kw)
 
     index.search = spy  # type: ignore[method-assign]
-    stats = mine_hard_negatives(index, [MiningQuery("x", "cancer cells", ("the cat is on the mat",))],
-                                negatives=3, rank_range=(0, 10))
+    stats = mine_hard_negatives(
+        index, [MiningQuery("x", "cancer cells", ("the cat is on the mat",))], negatives=3, rank_range=(0, 10)
+    )
     assert seen == ["hybrid"] and len(stats.examples[0].neg) == 3
 
 

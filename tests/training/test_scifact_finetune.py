@@ -71,10 +71,13 @@ def test_fine_tuning_on_train_claims_gains_on_test_claims(minilm_path: Path, sci
 
     # In-batch negatives only (group 1): on SciFact one mined negative per claim did worse in
     # one short epoch (BENCHMARKS.md section 6, and this test's sub-corpus: 0.7743 -> 0.7720).
-    cfg = FinetuneConfig(epochs=1, batch_size=32, group_size=1, learning_rate=5e-5, max_length=128, seed=42,
-                         show_progress=False)
+    cfg = FinetuneConfig(
+        epochs=1, batch_size=32, group_size=1, learning_rate=5e-5, max_length=128, seed=42, show_progress=False
+    )
     result = finetune(train_file, minilm_path, tmp_path / "tuned", cfg)
     tuned = _ndcg(DenseEncoder(tmp_path / "tuned", device="cpu"), doc_ids, texts, test.queries, test.qrels)
-    print(f"sub-corpus of {len(doc_ids)} docs: zero-shot {zero_shot:.4f}, fine-tuned {tuned:.4f}, "
-          f"train {result.train_seconds:.0f} s")
+    print(
+        f"sub-corpus of {len(doc_ids)} docs: zero-shot {zero_shot:.4f}, fine-tuned {tuned:.4f}, "
+        f"train {result.train_seconds:.0f} s"
+    )
     assert tuned > zero_shot + 0.005
