@@ -65,3 +65,23 @@ def assert_same(got: dict[str, dict[str, Any]], want: dict[str, dict[str, Any]],
         assert g["sparse"] == w["sparse"], key
         assert g["colbert"] == w["colbert"], key
         assert g["payload"] == w["payload"], key
+
+
+def edge_rows(path: Path, collection: str) -> dict[str, dict[str, Any]]:
+    """The same from a Qdrant Edge folder (payload: text, metadata and hash, as the others)."""
+    from bge_qdrant.edge_store import EdgeStore
+
+    store = EdgeStore(path, collection, show_progress=False)
+    try:
+        records = list(store.iter_records())
+    finally:
+        store.close()
+    return {
+        r.id: {
+            "dense": np.asarray(r.dense, dtype=np.float32),
+            "sparse": set(r.sparse.indices.tolist()) if r.sparse is not None else set(),
+            "colbert": None if r.colbert is None else r.colbert.shape,
+            "payload": {"text": r.text, "metadata": r.metadata, "hash": r.hash},
+        }
+        for r in records
+    }

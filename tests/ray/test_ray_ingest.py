@@ -93,3 +93,27 @@ def test_bad_input_fails_before_any_work(ray_cluster: Any, tiny_m3_path: Path, t
         bge_ray.ingest(ds, "qdrant+http://127.0.0.1:1", model=str(tiny_m3_path))
     with pytest.raises(bge_ray.RayIngestError, match="need 6 CPUs but the Ray cluster has 2"):
         bge_ray.ingest(ds, uri, model=str(tiny_m3_path), workers=3, cpus_per_worker=2)
+
+
+def test_m3_two_workers_into_edge_equal_single_process(ray_cluster: Any, tiny_m3_path: Path, tmp_path: Path) -> None:
+    """The embedded default store: the driver is its single writer (Edge holds one process per folder)."""
+    pytest.importorskip("qdrant_edge")
+    from store_dump import edge_rows
+
+    import bge_ray
+    from bge_core import BGEM3Encoder
+
+    data = rows(32, seed=11)
+    result = bge_ray.ingest(
+        ray_cluster.data.from_items(data),
+        f"edge:{tmp_path / 'ray'}",
+        model=str(tiny_m3_path),
+        workers=2,
+        batch_size=8,
+        dtype="float32",
+    )
+    assert (result.rows, result.encoded, result.written, result.stored) == (32, 32, 32, 32)
+    encoder = BGEM3Encoder(tiny_m3_path, device="cpu", dtype="float32", batch_size=8)
+    _single_process(f"edge:{tmp_path / 'single'}", encoder, data)
+    got, want = edge_rows(tmp_path / "ray", "bge"), edge_rows(tmp_path / "single", "bge")
+    assert_same(got, want)
