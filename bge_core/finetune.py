@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bge_core.errors import BGEError, MissingDependencyError
+from bge_core.jsonl import iter_json_objects
 
 __all__ = [
     "COMPLETE_MARKER",
@@ -140,29 +141,20 @@ def read_training_file(path: str | os.PathLike[str]) -> list[TrainingRow]:
     if not file.is_file():
         raise TrainingDataError(f"training file {file} does not exist; create it with: bge mine ... --out {file}")
     rows: list[TrainingRow] = []
-    with open(file, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrainingDataError(f"{file}:{line_no}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise TrainingDataError(f"{file}:{line_no}: expected a JSON object with query, pos, neg")
-            query = row.get("query")
-            if not isinstance(query, str) or not query.strip():
-                raise TrainingDataError(f'{file}:{line_no}: "query" must be a non-empty string')
-            pos = _strings(row.get("pos"))
-            if not pos:
-                raise TrainingDataError(f'{file}:{line_no}: "pos" must be a non-empty list of non-empty strings')
-            neg = _strings(row.get("neg", []))
-            if neg is None:
-                raise TrainingDataError(f'{file}:{line_no}: "neg" must be a list of non-empty strings')
-            prompt = row.get("prompt")
-            if prompt is not None and not isinstance(prompt, str):
-                raise TrainingDataError(f'{file}:{line_no}: "prompt" must be a string')
-            rows.append(TrainingRow(line_no, query, pos, neg, prompt))
+    for line_no, row in iter_json_objects(file, TrainingDataError):
+        query = row.get("query")
+        if not isinstance(query, str) or not query.strip():
+            raise TrainingDataError(f'{file}:{line_no}: "query" must be a non-empty string')
+        pos = _strings(row.get("pos"))
+        if not pos:
+            raise TrainingDataError(f'{file}:{line_no}: "pos" must be a non-empty list of non-empty strings')
+        neg = _strings(row.get("neg", []))
+        if neg is None:
+            raise TrainingDataError(f'{file}:{line_no}: "neg" must be a list of non-empty strings')
+        prompt = row.get("prompt")
+        if prompt is not None and not isinstance(prompt, str):
+            raise TrainingDataError(f'{file}:{line_no}: "prompt" must be a string')
+        rows.append(TrainingRow(line_no, query, pos, neg, prompt))
     if not rows:
         raise TrainingDataError(f'training file {file} is empty; expected JSON lines {{"query", "pos", "neg"}}')
     return rows

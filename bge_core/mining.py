@@ -29,6 +29,7 @@ import numpy as np
 
 from bge_core.errors import BGEError
 from bge_core.index import Mode, RerankerLike, VectorIndex, make_id
+from bge_core.jsonl import iter_json_objects
 from bge_core.types import Hit
 
 __all__ = [
@@ -154,17 +155,7 @@ def parse_rank_range(raw: str | Sequence[int]) -> tuple[int, int]:
 
 
 def _read_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise MiningError(f"{path}:{line_no}: not valid JSON ({exc.msg}); one JSON object per line") from None
-            if not isinstance(row, dict):
-                raise MiningError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
-            yield line_no, row
+    return iter_json_objects(path, MiningError)
 
 
 def load_jsonl_queries(path: str | os.PathLike[str]) -> list[MiningQuery]:

@@ -14,21 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bge_core.cli.arguments import positive_int
 from bge_core.errors import BGEError, IndexSettingsMismatchError
 
 __all__ = ["add_train_commands", "cmd_finetune", "cmd_mine"]
 
 logger = logging.getLogger(__name__)
-
-
-def _positive(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {raw!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {raw!r}")
-    return value
 
 
 def _ratio(raw: str) -> float:
@@ -75,7 +66,7 @@ def add_train_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         default="10-100",
         help="0-based rank range START-END to sample negatives from (default 10-100)",
     )
-    p.add_argument("--negatives", type=_positive, default=15, help="negatives per query (default 15)")
+    p.add_argument("--negatives", type=positive_int, default=15, help="negatives per query (default 15)")
     p.add_argument("--seed", type=int, default=42, help="sampling seed (default 42)")
     p.add_argument(
         "--rerank",
@@ -113,17 +104,17 @@ def add_train_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--model", required=True, help="dense model id or folder, e.g. BAAI/bge-small-en-v1.5")
     p.add_argument("--out", required=True, help="output folder (the model, and checkpoints/)")
-    p.add_argument("--epochs", type=_positive, default=1, help="epochs (default 1)")
-    p.add_argument("--batch-size", type=_positive, default=32, help="queries per batch (default 32)")
+    p.add_argument("--epochs", type=positive_int, default=1, help="epochs (default 1)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="queries per batch (default 32)")
     p.add_argument(
         "--group-size",
-        type=_positive,
+        type=positive_int,
         default=2,
         help="passages per query: 1 positive + N-1 hard negatives; 1 = in-batch negatives only (default 2)",
     )
     p.add_argument("--lr", type=float, default=2e-5, help="learning rate (default 2e-5)")
     p.add_argument("--temperature", type=float, default=0.02, help="InfoNCE temperature (default 0.02, as BGE)")
-    p.add_argument("--max-length", type=_positive, default=None, help="token cap (default the model's)")
+    p.add_argument("--max-length", type=positive_int, default=None, help="token cap (default the model's)")
     p.add_argument(
         "--query-instruction",
         default=None,
