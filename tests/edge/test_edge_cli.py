@@ -39,7 +39,7 @@ def test_index_search_reindex_on_edge(edge_cli, tmp_path: Path, tiny_m3_path: Pa
         "index", docs, "--store", uri, "--model", tiny_m3_path, "--max-tokens", "64", "--no-progress"
     )
     assert code == 0, err
-    assert "3 documents" in out and "3 encoded" in out
+    assert "3 documents" in out and "3 added, 0 updated, 0 unchanged, 0 removed" in out
     for mode in ("dense", "sparse", "hybrid", "colbert"):
         code, out, err = edge_cli(
             "search", "the cat is on the mat", "--store", uri, "--mode", mode, "-k", "2", "--json"
@@ -48,7 +48,7 @@ def test_index_search_reindex_on_edge(edge_cli, tmp_path: Path, tiny_m3_path: Pa
         rows = [json.loads(line) for line in out.splitlines()]
         assert rows[0]["doc_id"] == "docs/a.txt" or rows[0]["text"] == "the cat is on the mat", (mode, rows)
     code, out, err = edge_cli("index", docs, "--store", uri, "--no-progress")
-    assert code == 0 and "0 encoded, 3 already stored" in out, out + err
+    assert code == 0 and "0 added, 0 updated, 3 unchanged, 0 removed" in out, out + err
     # a folder holding something else is refused with one error line
     code, out, err = edge_cli("index", docs, "--store", f"edge:{docs}", "--model", tiny_m3_path, "--no-progress")
     assert code != 0 and "holds something else than a bge Edge index" in err

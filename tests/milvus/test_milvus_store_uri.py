@@ -107,4 +107,5 @@ def test_entry_point_is_registered() -> None:
     from importlib.metadata import entry_points
 
     eps = {ep.name: ep.value for ep in entry_points(group="bge.stores")}
-    assert eps.get("milvus") == "bge_milvus.store_uri:open_index"
+    assert eps.get("milvus") == "bge_milvus.store_uri:open_store"
+    assert eps.get("edge") == "bge_qdrant.edge_uri:open_store"

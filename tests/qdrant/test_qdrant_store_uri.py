@@ -18,7 +18,7 @@ from qdrant_client import QdrantClient
 
 from bge_core.errors import StoreError
 from bge_qdrant import QdrantIndex
-from bge_qdrant.store_uri import API_KEY_ENV, open_index
+from bge_qdrant.store_uri import API_KEY_ENV, open_index, open_store
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "sk-test-SECRET-0123456789"
@@ -33,8 +33,8 @@ def _env() -> dict[str, str]:
 
 def test_entry_point_is_registered() -> None:
     eps = {ep.name: ep for ep in entry_points(group="bge.stores")}
-    assert eps["qdrant"].value == "bge_qdrant.store_uri:open_index"
-    assert eps["qdrant"].load() is open_index
+    assert eps["qdrant"].value == "bge_qdrant.store_uri:open_store"
+    assert eps["qdrant"].load() is open_store
 
 
 def test_local_path_uri_and_close_releases_the_folder(m3: Any, tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_folder_locked_by_another_process(m3: Any, tmp_path: Path) -> None:
         code = (
             "import sys\n"
             "from bge_core.errors import StoreError\n"
-            "from bge_qdrant.store_uri import open_index\n"
+            "from bge_qdrant.store_uri import open_index, open_store\n"
             "try:\n"
             "    open_index(sys.argv[1], encoder=None, collection='docs')\n"
             "except StoreError as exc:\n"
