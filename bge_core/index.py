@@ -529,6 +529,10 @@ class VectorIndex:
                 writer.close()
             finally:
                 bar.close()
+        # A store that indexes in bulk (Qdrant Edge builds its HNSW graph) does it once per call.
+        finish = getattr(self.store, "finish_ingest", None)
+        if callable(finish):
+            finish()
         return out_ids
 
     def _encode_records(self, rows: Sequence[tuple[str, str, dict[str, Any], str]]) -> list[Record]:

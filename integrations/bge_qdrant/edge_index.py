@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Self
 
-from bge_core.index import Document, IndexEncoder, RetryPolicy, VectorIndex
+from bge_core.index import IndexEncoder, RetryPolicy, VectorIndex
 from bge_qdrant.edge_store import DEFAULT_BUILD_THRESHOLD, EdgeStore, PayloadIndexType
 from bge_qdrant.layout import QdrantLayout
 
@@ -111,36 +111,6 @@ class QdrantEdgeIndex(VectorIndex):
     def collection_name(self) -> str:
         """The collection name."""
         return self.store.collection_name
-
-    def add_texts(
-        self,
-        texts: Iterable[str],
-        metadatas: Iterable[Mapping[str, Any] | None] | None = None,
-        ids: Iterable[str | int] | None = None,
-        *,
-        batch_size: int | None = None,
-        skip_unchanged: bool = True,
-        total: int | None = None,
-    ) -> list[str]:
-        """See :meth:`bge_core.index.VectorIndex.add_texts`; ends with an HNSW build."""
-        out = super().add_texts(
-            texts, metadatas, ids, batch_size=batch_size, skip_unchanged=skip_unchanged, total=total
-        )
-        self.store.finish_ingest()
-        return out
-
-    def add_documents(
-        self,
-        documents: Iterable[Document | Mapping[str, Any]],
-        *,
-        batch_size: int | None = None,
-        skip_unchanged: bool = True,
-        total: int | None = None,
-    ) -> list[str]:
-        """See :meth:`bge_core.index.VectorIndex.add_documents`; ends with an HNSW build."""
-        out = super().add_documents(documents, batch_size=batch_size, skip_unchanged=skip_unchanged, total=total)
-        self.store.finish_ingest()
-        return out
 
     def build_index(self) -> bool:
         """Build the HNSW graph over everything written so far (blocking)."""
