@@ -100,13 +100,15 @@ class TransformerRunner:
         self.hf_tokenizer = transformers.AutoTokenizer.from_pretrained(str(self.model_dir))
         if not getattr(self.hf_tokenizer, "is_fast", False):
             raise TypeError(f"{self.model_dir} has no fast tokenizer (tokenizer.json); convert it")
-        cls = getattr(transformers, auto_class)
-        kwargs: dict[str, Any] = {"dtype": torch.float32}
-        kwargs.update(model_kwargs or {})
-        try:
-            net = cls.from_pretrained(str(self.model_dir), attn_implementation="sdpa", **kwargs)
-        except (ValueError, ImportError):
-            net = cls.from_pretrained(str(self.model_dir), **kwargs)
+        net = self._load_light(auto_class, model_kwargs)
+        if net is None:
+            cls = getattr(transformers, auto_class)
+            kwargs: dict[str, Any] = {"dtype": torch.float32}
+            kwargs.update(model_kwargs or {})
+            try:
+                net = cls.from_pretrained(str(self.model_dir), attn_implementation="sdpa", **kwargs)
+            except (ValueError, ImportError):
+                net = cls.from_pretrained(str(self.model_dir), **kwargs)
         net.eval()
         self.model: torch.nn.Module = net.to(device=self.device, dtype=self.dtype)
         config = net.config
@@ -132,6 +134,16 @@ class TransformerRunner:
         self._tokenizer.enable_truncation(self.max_length)
         self._forward_lock = threading.Lock()
         self.executor = StagedExecutor(self)
+
+    def _load_light(self, auto_class: str, model_kwargs: dict[str, Any] | None) -> Any:
+        """The light BERT / XLM-R encoder (bge_core.light_model: no transformers modeling import,
+        bit-identical outputs) for plain ``AutoModel`` loads it supports, else ``None``."""
+        if auto_class != "AutoModel" or model_kwargs:
+            return None
+        from bge_core.light_model import light_config, load_light_model
+
+        config = light_config(self.model_dir)
+        return load_light_model(self.model_dir, config) if config is not None else None
 
     def set_max_length(self, max_length: int) -> None:
         """Lower the token cap (never above what the model supports); tokenisation follows."""
