@@ -389,7 +389,7 @@ class RunnerModel:
 
     @property
     def model(self) -> torch.nn.Module:
-        """The underlying transformers module."""
+        """The underlying torch module (bge_core.light_model's encoder, or a transformers model)."""
         return self._runner.model
 
     @property

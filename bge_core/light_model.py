@@ -253,7 +253,10 @@ def _build(config: LightConfig) -> Any:
                 # transformers' create_bidirectional_mask for sdpa: no mask without padding, else
                 # a materialised boolean (batch, 1, query, key) mask of the kept keys.
                 keep = attention_mask.to(device=hidden.device, dtype=torch.bool)
-                if not bool(keep.all()):
+                # Traced / exported graphs keep the mask (as transformers does): a data-dependent
+                # skip would be baked in for the example input.
+                tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
+                if tracing or not bool(keep.all()):
                     batch, length = keep.shape
                     mask = keep[:, None, None, :].expand(batch, 1, length, length).contiguous()
             for layer in self.encoder.layer:
