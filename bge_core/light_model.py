@@ -255,7 +255,7 @@ def _build(config: LightConfig) -> Any:
                 keep = attention_mask.to(device=hidden.device, dtype=torch.bool)
                 # Traced / exported graphs keep the mask (as transformers does): a data-dependent
                 # skip would be baked in for the example input.
-                tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
+                tracing = torch._C._get_tracing_state() is not None or torch.compiler.is_compiling()
                 if tracing or not bool(keep.all()):
                     batch, length = keep.shape
                     mask = keep[:, None, None, :].expand(batch, 1, length, length).contiguous()
