@@ -20,6 +20,7 @@ from bge_core.checks import check_max_length, check_unicode
 from bge_core.load_report import install_load_report_filter
 from bge_core.loading import resolve_model_dir
 from bge_core.runtime import cpu_threads_for, resolve_device, resolve_dtype
+from bge_core.tokenizer_cache import TokenizerFacts, read_tokenizer_facts, write_tokenizer_facts
 
 if TYPE_CHECKING:
     import torch
@@ -84,7 +85,6 @@ class TransformerRunner:
         model_kwargs: dict[str, Any] | None = None,
     ) -> None:
         import torch
-        import transformers
         from tokenizers import Tokenizer
 
         if batch_size is not None and batch_size < 1:
@@ -97,16 +97,25 @@ class TransformerRunner:
         self.dtype = resolve_dtype(dtype, self.device)
         if self.device.type == "cpu":
             _default_threads()
-        self.hf_tokenizer = transformers.AutoTokenizer.from_pretrained(str(self.model_dir))
-        if not getattr(self.hf_tokenizer, "is_fast", False):
-            raise TypeError(f"{self.model_dir} has no fast tokenizer (tokenizer.json); convert it")
-        cls = getattr(transformers, auto_class)
-        kwargs: dict[str, Any] = {"dtype": torch.float32}
-        kwargs.update(model_kwargs or {})
-        try:
-            net = cls.from_pretrained(str(self.model_dir), attn_implementation="sdpa", **kwargs)
-        except (ValueError, ImportError):
-            net = cls.from_pretrained(str(self.model_dir), **kwargs)
+        # The tokenizer facts come from the cache (bge_core.tokenizer_cache) when an earlier run
+        # stored them: then neither the tokenizer nor the model import transformers.
+        self._hf_tokenizer: Any = None
+        facts = read_tokenizer_facts(self.model_dir)
+        if facts is None:
+            facts = TokenizerFacts.of(self.hf_tokenizer)
+            write_tokenizer_facts(self.model_dir, facts)
+        self.tokenizer_facts = facts
+        net = self._load_light(auto_class, model_kwargs)
+        if net is None:
+            import transformers
+
+            cls = getattr(transformers, auto_class)
+            kwargs: dict[str, Any] = {"dtype": torch.float32}
+            kwargs.update(model_kwargs or {})
+            try:
+                net = cls.from_pretrained(str(self.model_dir), attn_implementation="sdpa", **kwargs)
+            except (ValueError, ImportError):
+                net = cls.from_pretrained(str(self.model_dir), **kwargs)
         net.eval()
         self.model: torch.nn.Module = net.to(device=self.device, dtype=self.dtype)
         config = net.config
@@ -115,7 +124,7 @@ class TransformerRunner:
         # RoBERTa-style position ids start after the padding index.
         if getattr(config, "model_type", "") in {"xlm-roberta", "roberta", "camembert"}:
             model_max -= int(getattr(config, "pad_token_id", 1) or 1) + 1
-        tok_max = int(getattr(self.hf_tokenizer, "model_max_length", model_max) or model_max)
+        tok_max = int(facts.model_max_length or model_max)
         limit = min(model_max, tok_max) if tok_max < 10**9 else model_max
         self.max_length = min(max_length, limit) if max_length else limit
         # Defaults: CPU batches stay small (cache-friendly); GPUs want many tokens per launch.
@@ -123,15 +132,42 @@ class TransformerRunner:
         if max_batch_tokens is None:
             max_batch_tokens = 16384 if self.device.type == "cpu" else 262144
         self.max_batch_tokens = max(max_batch_tokens, self.max_length)
-        self.pad_id = int(self.hf_tokenizer.pad_token_id if self.hf_tokenizer.pad_token_id is not None else 0)
-        self.uses_token_type = "token_type_ids" in self.hf_tokenizer.model_input_names and bool(
+        self.pad_id = int(facts.pad_token_id if facts.pad_token_id is not None else 0)
+        self.uses_token_type = "token_type_ids" in facts.model_input_names and bool(
             getattr(config, "type_vocab_size", 0) > 1
         )
-        self._tokenizer: Tokenizer = Tokenizer.from_str(self.hf_tokenizer.backend_tokenizer.to_str())
+        self._tokenizer: Tokenizer = Tokenizer.from_str(facts.backend)
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(self.max_length)
         self._forward_lock = threading.Lock()
         self.executor = StagedExecutor(self)
+
+    @property
+    def hf_tokenizer(self) -> Any:
+        """The transformers fast tokenizer (loaded on first use when the facts came from the cache)."""
+        if self._hf_tokenizer is None:
+            import transformers
+
+            tok = transformers.AutoTokenizer.from_pretrained(str(self.model_dir))
+            if not getattr(tok, "is_fast", False):
+                raise TypeError(f"{self.model_dir} has no fast tokenizer (tokenizer.json); convert it")
+            self._hf_tokenizer = tok
+        return self._hf_tokenizer
+
+    def num_special_tokens(self, *, pair: bool = False) -> int:
+        """Special tokens the tokenizer adds to one text (``pair=False``) or a pair."""
+        facts = self.tokenizer_facts
+        return facts.special_tokens_pair if pair else facts.special_tokens_single
+
+    def _load_light(self, auto_class: str, model_kwargs: dict[str, Any] | None) -> Any:
+        """The light BERT / XLM-R encoder (bge_core.light_model: no transformers modeling import,
+        bit-identical outputs) for plain ``AutoModel`` loads it supports, else ``None``."""
+        if auto_class != "AutoModel" or model_kwargs:
+            return None
+        from bge_core.light_model import light_config, load_light_model
+
+        config = light_config(self.model_dir)
+        return load_light_model(self.model_dir, config) if config is not None else None
 
     def set_max_length(self, max_length: int) -> None:
         """Lower the token cap (never above what the model supports); tokenisation follows."""
@@ -149,7 +185,7 @@ class TransformerRunner:
 
     def special_token_ids(self) -> list[int]:
         """Ids of the CLS, EOS, PAD and UNK tokens (those the model defines)."""
-        tok = self.hf_tokenizer
+        tok = self.tokenizer_facts
         ids = {tok.cls_token_id, tok.eos_token_id, tok.pad_token_id, tok.unk_token_id}
         return sorted(int(i) for i in ids if i is not None)
 
@@ -353,7 +389,7 @@ class RunnerModel:
 
     @property
     def model(self) -> torch.nn.Module:
-        """The underlying transformers module."""
+        """The underlying torch module (bge_core.light_model's encoder, or a transformers model)."""
         return self._runner.model
 
     @property
@@ -379,6 +415,10 @@ class RunnerModel:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Number of tokens of each text after truncation (including special tokens)."""
         return self._runner.count_tokens(check_texts(texts))
+
+    def num_special_tokens(self, *, pair: bool = False) -> int:
+        """Special tokens ([CLS], [SEP], ...) the tokenizer adds to one text, or to a pair."""
+        return self._runner.num_special_tokens(pair=pair)
 
 
 class EncoderModel(RunnerModel):

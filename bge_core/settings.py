@@ -124,8 +124,15 @@ class ModelFacts:
             dim=int(encoder.dim),
             supports_colbert=bool(encoder.supports_colbert),
             max_length=int(encoder.max_length),
-            special_tokens=int(encoder.tokenizer.num_special_tokens_to_add(pair=False)),
+            special_tokens=_special_tokens(encoder),
         )
+
+
+def _special_tokens(encoder: Any) -> int:
+    # Our encoders answer from cached tokenizer facts (no transformers import); others through
+    # their Hugging Face tokenizer.
+    count = getattr(encoder, "num_special_tokens", None)
+    return int(count(pair=False) if callable(count) else encoder.tokenizer.num_special_tokens_to_add(pair=False))
 
 
 @dataclass(frozen=True)

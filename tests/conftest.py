@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from bge_core.testing import TINY_CORPUS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tokenizer facts cached by the encoders (bge_core.tokenizer_cache) go to a throwaway folder.
+os.environ.setdefault("BGE_CACHE_DIR", tempfile.mkdtemp(prefix="bge-test-cache-"))
 
 REPO = Path(__file__).resolve().parents[1]
 #: SciFact (BEIR format) for the slow quality tests: $BGE_SCIFACT, else ../shared/data/scifact next to the repo.

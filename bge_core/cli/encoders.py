@@ -90,6 +90,13 @@ class CountingEncoder:
         """The model's token cap."""
         return int(self.inner.max_length)
 
+    def num_special_tokens(self, *, pair: bool = False) -> int:
+        """Special tokens the tokenizer adds to one text (or a pair)."""
+        count = getattr(self.inner, "num_special_tokens", None)
+        if callable(count):
+            return int(count(pair=pair))
+        return int(self.inner.tokenizer.num_special_tokens_to_add(pair=pair))
+
     @property
     def tokenizer(self) -> Any:
         """The Hugging Face fast tokenizer."""

@@ -1,0 +1,299 @@
+"""A light inference copy of transformers' BERT / XLM-RoBERTa encoder (no transformers import).
+
+``from transformers import AutoModel`` costs 1.5 to 3.5 s of imports before any weight is
+read (``modeling_utils`` pulls in torch._dynamo, torch.distributed.tensor, scipy.optimize, the
+hub-kernel and flash-attention integrations), which is most of a ``bge search`` cold start.
+BGE's encoders are plain BERT (v1.5, MiniLM) and XLM-RoBERTa (M3) stacks, so for those we build
+the same modules from ``config.json`` and ``model.safetensors`` with torch alone.
+
+The forward runs the same torch ops, in the same order, with the same arguments as
+``transformers`` 5's ``BertModel`` / ``XLMRobertaModel`` with ``attn_implementation="sdpa"``
+in eval mode (embeddings sum, the boolean 4D padding mask that ``create_bidirectional_mask``
+builds, or none without padding, ``scaled_dot_product_attention``, post-LN residuals), so its
+outputs are bit-identical (tests/core/test_light_model.py checks ``torch.equal`` against
+transformers in float32 and bfloat16, with and without padding). Anything outside that
+(another architecture, a decoder config, relative positions, an unknown activation, weights
+not in one ``model.safetensors``, a missing encoder weight) returns ``None`` from
+:func:`light_config` and the caller loads the model with transformers as before.
+``BGE_LIGHT_MODEL=0`` switches the light path off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["LightConfig", "LightOutput", "light_config", "light_model_enabled", "load_light_model"]
+
+# Defaults of transformers' BertConfig / XLMRobertaConfig / RobertaConfig for the fields we read
+# (config.json written by transformers 5 leaves out values equal to the class default).
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "bert": {"vocab_size": 30522, "pad_token_id": 0},
+    "xlm-roberta": {"vocab_size": 30522, "pad_token_id": 1},
+    "roberta": {"vocab_size": 50265, "pad_token_id": 1},
+}
+_COMMON_DEFAULTS: dict[str, Any] = {
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "hidden_act": "gelu",
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "layer_norm_eps": 1e-12,
+}
+_ACTIVATIONS = ("gelu", "relu")
+_PREFIXES = ("", "bert.", "roberta.", "model.")
+
+
+def light_model_enabled() -> bool:
+    """False when ``BGE_LIGHT_MODEL`` is set to 0/false/no/off (load through transformers)."""
+    return os.environ.get("BGE_LIGHT_MODEL", "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class LightConfig:
+    """The fields of a BERT / XLM-R ``config.json`` the light encoder uses (transformers' defaults)."""
+
+    model_type: str
+    vocab_size: int
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    hidden_act: str
+    max_position_embeddings: int
+    type_vocab_size: int
+    layer_norm_eps: float
+    pad_token_id: int
+
+
+@dataclass
+class LightOutput:
+    """What the encoder classes read from a forward (``last_hidden_state``, as transformers)."""
+
+    last_hidden_state: torch.Tensor
+
+
+def light_config(model_dir: Path) -> LightConfig | None:
+    """The light encoder's config for ``model_dir``, or ``None`` when transformers must load it."""
+    if not light_model_enabled():
+        return None
+    try:
+        raw = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    model_type = raw.get("model_type")
+    if not isinstance(raw, dict) or model_type not in _DEFAULTS:
+        return None
+    if not (model_dir / "model.safetensors").is_file():
+        return None
+    if raw.get("is_decoder") or raw.get("add_cross_attention") or raw.get("chunk_size_feed_forward"):
+        return None
+    if raw.get("position_embedding_type") not in (None, "absolute") or raw.get("quantization_config"):
+        return None
+    values = {**_COMMON_DEFAULTS, **_DEFAULTS[model_type]}
+    for key in values:
+        if raw.get(key) is not None:
+            values[key] = raw[key]
+    if values["hidden_act"] not in _ACTIVATIONS or values["hidden_size"] % values["num_attention_heads"]:
+        return None
+    try:
+        return LightConfig(
+            model_type=str(model_type),
+            vocab_size=int(values["vocab_size"]),
+            hidden_size=int(values["hidden_size"]),
+            num_hidden_layers=int(values["num_hidden_layers"]),
+            num_attention_heads=int(values["num_attention_heads"]),
+            intermediate_size=int(values["intermediate_size"]),
+            hidden_act=str(values["hidden_act"]),
+            max_position_embeddings=int(values["max_position_embeddings"]),
+            type_vocab_size=int(values["type_vocab_size"]),
+            layer_norm_eps=float(values["layer_norm_eps"]),
+            pad_token_id=int(values["pad_token_id"]),
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+def _build(config: LightConfig) -> Any:
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    heads = config.num_attention_heads
+    head_dim = config.hidden_size // heads
+    scaling = head_dim**-0.5
+    roberta = config.model_type in ("xlm-roberta", "roberta")
+    act = F.gelu if config.hidden_act == "gelu" else F.relu
+
+    class Embeddings(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            h = config.hidden_size
+            # _weight: no random init (the weights are loaded next; a normal_ on the meta device
+            # would also import torch._dynamo, ~1 s).
+            self.word_embeddings = nn.Embedding(
+                config.vocab_size, h, padding_idx=config.pad_token_id, _weight=torch.empty(config.vocab_size, h)
+            )
+            self.position_embeddings = nn.Embedding(
+                config.max_position_embeddings,
+                h,
+                padding_idx=config.pad_token_id if roberta else None,
+                _weight=torch.empty(config.max_position_embeddings, h),
+            )
+            self.token_type_embeddings = nn.Embedding(
+                config.type_vocab_size, h, _weight=torch.empty(config.type_vocab_size, h)
+            )
+            self.LayerNorm = nn.LayerNorm(h, eps=config.layer_norm_eps)
+
+        def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
+            seq = input_ids.shape[1]
+            if roberta:  # positions count from pad+1 and skip padding (fairseq's make_positions)
+                mask = input_ids.ne(config.pad_token_id).int()
+                position_ids = (torch.cumsum(mask, dim=1).type_as(mask) * mask).long() + config.pad_token_id
+            else:
+                position_ids = torch.arange(seq, device=input_ids.device).unsqueeze(0)
+            if token_type_ids is None:
+                token_type_ids = torch.zeros_like(input_ids)
+            embeddings = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
+            embeddings = embeddings + self.position_embeddings(position_ids)
+            out: torch.Tensor = self.LayerNorm(embeddings)
+            return out
+
+    class SelfAttention(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            h = config.hidden_size
+            self.query = nn.Linear(h, h)
+            self.key = nn.Linear(h, h)
+            self.value = nn.Linear(h, h)
+
+        def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+            shape = (*hidden.shape[:-1], -1, head_dim)
+            q = self.query(hidden).view(*shape).transpose(1, 2)
+            k = self.key(hidden).view(*shape).transpose(1, 2)
+            v = self.value(hidden).view(*shape).transpose(1, 2)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.0, scale=scaling, is_causal=False)
+            out = out.reshape(out.shape[0], -1, q.shape[2], v.shape[-1]).transpose(1, 2).contiguous()
+            return out.reshape(*hidden.shape[:-1], -1).contiguous()
+
+    class DenseNorm(nn.Module):
+        """``LayerNorm(dense(x) + residual)`` (BertSelfOutput / BertOutput)."""
+
+        def __init__(self, n_in: int) -> None:
+            super().__init__()
+            self.dense = nn.Linear(n_in, config.hidden_size)
+            self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+        def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = self.LayerNorm(self.dense(hidden) + residual)
+            return out
+
+    class Attention(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.self = SelfAttention()
+            self.output = DenseNorm(config.hidden_size)
+
+        def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+            out: torch.Tensor = self.output(self.self(hidden, mask), hidden)
+            return out
+
+    class Intermediate(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+
+        def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+            return act(self.dense(hidden))
+
+    class Layer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attention = Attention()
+            self.intermediate = Intermediate()
+            self.output = DenseNorm(config.intermediate_size)
+
+        def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+            attn = self.attention(hidden, mask)
+            out: torch.Tensor = self.output(self.intermediate(attn), attn)
+            return out
+
+    class Encoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = nn.ModuleList([Layer() for _ in range(config.num_hidden_layers)])
+
+    class LightEncoderModel(nn.Module):
+        """BERT / XLM-R encoder stack for inference; ``forward`` returns ``last_hidden_state``."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = config
+            self.embeddings = Embeddings()
+            self.encoder = Encoder()
+
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor | None = None,
+            token_type_ids: torch.Tensor | None = None,
+            return_dict: bool = True,
+        ) -> LightOutput:
+            hidden = self.embeddings(input_ids, token_type_ids)
+            mask = None
+            if attention_mask is not None:
+                # transformers' create_bidirectional_mask for sdpa: no mask without padding, else
+                # a materialised boolean (batch, 1, query, key) mask of the kept keys.
+                keep = attention_mask.to(device=hidden.device, dtype=torch.bool)
+                # Traced / exported graphs keep the mask (as transformers does): a data-dependent
+                # skip would be baked in for the example input.
+                tracing = torch._C._get_tracing_state() is not None or torch.compiler.is_compiling()
+                if tracing or not bool(keep.all()):
+                    batch, length = keep.shape
+                    mask = keep[:, None, None, :].expand(batch, 1, length, length).contiguous()
+            for layer in self.encoder.layer:
+                hidden = layer(hidden, mask)
+            return LightOutput(last_hidden_state=hidden)
+
+    return LightEncoderModel()
+
+
+def load_light_model(model_dir: Path, config: LightConfig) -> torch.nn.Module | None:
+    """The light encoder with the weights of ``model_dir/model.safetensors`` in float32 on CPU
+    (as ``from_pretrained(dtype=float32)``), or ``None`` when a weight it needs is missing or
+    has another shape (the caller then loads through transformers, which reports it)."""
+    import torch
+    from safetensors import safe_open
+
+    with torch.device("meta"):
+        net = _build(config)
+    wanted = net.state_dict()
+    state: dict[str, torch.Tensor] = {}
+    with safe_open(str(model_dir / "model.safetensors"), framework="pt") as fh:
+        keys = set(fh.keys())
+        prefix = next((p for p in _PREFIXES if f"{p}embeddings.word_embeddings.weight" in keys), None)
+        if prefix is None:
+            return None
+        for name, meta in wanted.items():
+            key = prefix + name
+            if key not in keys:
+                legacy = key.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
+                if legacy not in keys:
+                    return None
+                key = legacy
+            tensor = fh.get_tensor(key)
+            if tuple(tensor.shape) != tuple(meta.shape) or not tensor.is_floating_point():
+                return None
+            state[name] = tensor.to(torch.float32)
+    net.load_state_dict(state, strict=True, assign=True)
+    net.eval()
+    module: torch.nn.Module = net
+    return module
