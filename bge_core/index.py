@@ -186,6 +186,13 @@ class SearchRequest:
     #: The caller's options as given (``None`` for requests built by hand).
     options: SearchOptions | None = None
 
+    def __post_init__(self) -> None:
+        # The same refusal on every store (a store client would take True as 1, or fail raw).
+        for name in ("limit", "prefetch_limit"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+
 
 class Store(Protocol):
     """The calls a vector-store adapter translates. Writes must be idempotent upserts by id."""

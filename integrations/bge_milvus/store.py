@@ -379,7 +379,7 @@ class MilvusStore:
     # -- search ----------------------------------------------------------------------------
     def query(self, request: SearchRequest) -> list[Hit]:
         """Run a planned search (dense, sparse, hybrid by RRF / DBSF / weighted, colbert)."""
-        check_limits(request)
+        request = check_limits(request)
         expr = filter_expression(request.filter)
         try:
             if not self._load():
