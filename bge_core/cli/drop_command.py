@@ -15,7 +15,7 @@ import sys
 from typing import Any, TextIO
 
 from bge_core.cli.stores import open_store, resolve_default_store
-from bge_core.errors import BGEError
+from bge_core.errors import BGEError, DamagedIndexError
 from bge_core.index import DroppableStore, Store, close_store
 from bge_core.uris import redact_uri
 
@@ -101,6 +101,23 @@ def _confirm(question: str) -> bool | None:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _drop_damaged(args: argparse.Namespace, exc: DamagedIndexError, shown: str) -> int:
+    """Drop a collection whose files are damaged, without opening the store."""
+    assert exc.drop is not None
+    print(f"bge: {exc}", file=sys.stderr)
+    if not args.yes:
+        answer = _confirm(f"bge: delete the damaged collection {args.collection!r} of {shown}? [y/N]")
+        if answer is None:
+            print("bge: error: pass --yes to delete it (no terminal to ask on)", file=sys.stderr)
+            return EXIT_NOT_CONFIRMED
+        if not answer:
+            print("bge: nothing deleted", file=sys.stderr)
+            return 1
+    exc.drop(args.collection)
+    print(f"dropped collection {args.collection!r} of {shown} (damaged)", file=_out(args))
+    return 0
+
+
 def cmd_drop(args: argparse.Namespace) -> int:
     """Run ``bge drop``."""
     uri = resolve_default_store(args.store)
@@ -110,7 +127,12 @@ def cmd_drop(args: argparse.Namespace) -> int:
     if local is not None and not os.path.exists(local):
         # Opening a local store would create it: refuse before that.
         raise BGEError(f"no index at {local}: nothing to drop (check --store)")
-    store = open_store(uri, collection=args.collection)
+    try:
+        store = open_store(uri, collection=args.collection)
+    except DamagedIndexError as exc:
+        if exc.drop is None or args.collection not in exc.collections:
+            raise
+        return _drop_damaged(args, exc, shown)
     try:
         if not isinstance(store, DroppableStore):
             raise BGEError(f"{where}: the {type(store).__name__} store cannot delete collections")
