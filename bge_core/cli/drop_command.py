@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from bge_core.cli.stores import open_store, resolve_default_store
@@ -118,14 +118,30 @@ def _drop_damaged(args: argparse.Namespace, exc: DamagedIndexError, shown: str) 
     return 0
 
 
+def _holds_a_store(uri: str, local: Path) -> bool:
+    """Whether the local path of ``uri`` holds a store of its kind (opening one that does not
+    would create it): Qdrant local mode writes ``meta.json``, Milvus Lite a folder with
+    ``collections/`` (a file in older versions), Qdrant Edge ``bge-edge.json``."""
+    if not local.exists():
+        return False
+    scheme = uri.partition(":")[0].lower()
+    if scheme == "qdrant":
+        return (local / "meta.json").is_file()
+    if scheme == "milvus":
+        return local.is_file() or (local / "collections").is_dir()
+    if scheme == "edge":
+        return (local / "bge-edge.json").is_file()  # bge_qdrant.edge_store.MARKER_NAME
+    return True
+
+
 def cmd_drop(args: argparse.Namespace) -> int:
     """Run ``bge drop``."""
     uri = resolve_default_store(args.store)
     shown = redact_uri(uri)
     where = f"{shown} (collection {args.collection!r})"
     local = _local_path(uri)
-    if local is not None and not os.path.exists(local):
-        # Opening a local store would create it: refuse before that.
+    if local is not None and not _holds_a_store(uri, Path(local)):
+        # Opening a local store would create it (or write into a folder of something else).
         raise BGEError(f"no index at {local}: nothing to drop (check --store)")
     try:
         store = open_store(uri, collection=args.collection)

@@ -82,6 +82,12 @@ def test_drop_never_creates_a_store(kind: str, bge: Runner, tmp_path: Path) -> N
     res = bge("drop", "--store", uri, "--yes")
     assert res.code == 1 and res.error_lines() == [f"bge: error: no index at {path}: nothing to drop (check --store)"]
     assert list(tmp_path.iterdir()) == []  # no folder, no file, no lock file
+    # An existing folder that holds no store of that kind is not written to either.
+    Path(path).mkdir()
+    (Path(path) / "notes.txt").write_text("mine", encoding="utf-8")
+    res = bge("drop", "--store", uri, "--yes")
+    assert res.code == 1 and "no index at" in res.error_lines()[0]
+    assert [p.name for p in Path(path).iterdir()] == ["notes.txt"]
 
 
 @pytest.mark.parametrize("kind", ["qdrant+http", "milvus+http"])
