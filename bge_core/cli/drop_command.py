@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from bge_core.cli.stores import open_store, resolve_default_store
 from bge_core.errors import BGEError, DamagedIndexError
@@ -24,7 +24,6 @@ __all__ = [
     "add_drop_command",
     "add_recreate_option",
     "cmd_drop",
-    "describe_index",
     "drop_store",
 ]
 
@@ -75,11 +74,6 @@ def _local_path(uri: str) -> str | None:
     return None if local is None else str(local)
 
 
-def describe_index(store: Store) -> tuple[int, dict[str, Any] | None]:
-    """``(rows, settings)`` of the collection (``(0, None)`` when there is nothing)."""
-    return store.count(), store.read_settings()
-
-
 def drop_store(store: Store, where: str) -> bool:
     """``store.drop()``; a store without it is refused with a line that names it."""
     if not isinstance(store, DroppableStore):
@@ -101,18 +95,29 @@ def _confirm(question: str) -> bool | None:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _ask(args: argparse.Namespace, question: str, what: str) -> int | None:
+    """None when the drop may go ahead (``--yes``, or the user said yes); else the exit code,
+    after saying why nothing was deleted."""
+    if args.yes:
+        return None
+    answer = _confirm(question)
+    if answer is None:
+        print(f"bge: error: bge drop deletes {what}; pass --yes to confirm (no terminal to ask on)", file=sys.stderr)
+        return EXIT_NOT_CONFIRMED
+    if not answer:
+        print("bge: nothing deleted", file=sys.stderr)
+        return 1
+    return None
+
+
 def _drop_damaged(args: argparse.Namespace, exc: DamagedIndexError, shown: str) -> int:
     """Drop a collection whose files are damaged, without opening the store."""
     assert exc.drop is not None
     print(f"bge: {exc}", file=sys.stderr)
-    if not args.yes:
-        answer = _confirm(f"bge: delete the damaged collection {args.collection!r} of {shown}? [y/N]")
-        if answer is None:
-            print("bge: error: pass --yes to delete it (no terminal to ask on)", file=sys.stderr)
-            return EXIT_NOT_CONFIRMED
-        if not answer:
-            print("bge: nothing deleted", file=sys.stderr)
-            return 1
+    what = f"the damaged collection {args.collection!r} of {shown}"
+    refused = _ask(args, f"bge: delete {what}? [y/N]", what)
+    if refused is not None:
+        return refused
     exc.drop(args.collection)
     print(f"dropped collection {args.collection!r} of {shown} (damaged)", file=_out(args))
     return 0
@@ -152,22 +157,14 @@ def cmd_drop(args: argparse.Namespace) -> int:
     try:
         if not isinstance(store, DroppableStore):
             raise BGEError(f"{where}: the {type(store).__name__} store cannot delete collections")
-        rows, settings = describe_index(store)
+        rows, settings = store.count(), store.read_settings()
         if rows or settings is not None:
             model = f", model {settings['model']}" if settings and settings.get("model") else ""
             what = f"{rows} rows{model}"
-            if not args.yes:
-                answer = _confirm(f"bge: delete collection {args.collection!r} of {shown} ({what})? [y/N]")
-                if answer is None:
-                    print(
-                        f"bge: error: bge drop deletes collection {args.collection!r} of {shown} ({what}); "
-                        "pass --yes to confirm (no terminal to ask on)",
-                        file=sys.stderr,
-                    )
-                    return EXIT_NOT_CONFIRMED
-                if not answer:
-                    print("bge: nothing deleted", file=sys.stderr)
-                    return 1
+            target = f"collection {args.collection!r} of {shown} ({what})"
+            refused = _ask(args, f"bge: delete {target}? [y/N]", target)
+            if refused is not None:
+                return refused
         else:
             # No rows and no settings: an empty collection, a Milvus ColBERT companion left by
             # an interrupted creation, or nothing. Dropping loses nothing: no question asked.
