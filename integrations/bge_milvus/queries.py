@@ -7,6 +7,8 @@ weighted sums, RRF with an empty sparse query and ColBERT fuse the two prefetch 
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +35,8 @@ __all__ = [
     "uses_native_rrf",
 ]
 
+logger = logging.getLogger(__name__)
+
 #: Largest ``limit`` Milvus accepts for a search or query.
 MAX_TOPK = 16384
 #: Most ids in one ``in [...]`` expression.
@@ -52,10 +56,28 @@ def filter_expression(flt: Any) -> str:
     raise TypeError(f"Milvus filters are expression strings or {{metadata_key: value}} dicts, got {type(flt).__name__}")
 
 
-def check_limits(request: SearchRequest) -> None:
-    """Refuse limits Milvus cannot serve (before anything is sent)."""
-    if max(request.prefetch_limit, request.limit) > MAX_TOPK:
-        raise ValueError(f"Milvus returns at most {MAX_TOPK} hits per search; lower k / prefetch_limit")
+def check_limits(request: SearchRequest) -> SearchRequest:
+    """Refuse limits Milvus cannot serve (before anything is sent), and cap a default prefetch.
+
+    ``dense`` and ``sparse`` searches fetch ``limit`` hits and no prefetch list, so only ``k``
+    counts there. Hybrid and ColBERT searches prefetch ``max(4 x k, 100)`` candidates per list
+    by default: above Milvus' ``MAX_TOPK`` (16,384, i.e. k > 4,096) the default is capped at
+    ``MAX_TOPK`` (logged), while a ``prefetch_limit`` given explicitly above it is refused."""
+    if request.limit > MAX_TOPK:
+        raise ValueError(f"Milvus returns at most {MAX_TOPK} hits per search; lower k (got {request.limit})")
+    if request.mode in ("dense", "sparse") or request.prefetch_limit <= MAX_TOPK:
+        return request
+    if request.options is None or request.options.prefetch_limit is not None:
+        raise ValueError(
+            f"Milvus returns at most {MAX_TOPK} hits per search; lower prefetch_limit (got {request.prefetch_limit})"
+        )
+    logger.info(
+        "prefetching %d candidates per list instead of %d: Milvus returns at most %d hits per search",
+        MAX_TOPK,
+        request.prefetch_limit,
+        MAX_TOPK,
+    )
+    return dataclasses.replace(request, prefetch_limit=MAX_TOPK)
 
 
 def uses_native_rrf(request: SearchRequest) -> bool:

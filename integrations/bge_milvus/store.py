@@ -245,6 +245,21 @@ class MilvusStore:
         self.client.load_collection(self.collection_name, **self._kw())
         return self._count() == 0
 
+    def drop(self) -> bool:
+        """Drop the main collection (rows and settings property) and its ColBERT companion,
+        whichever exist (a run stopped between creating the two leaves one); False when
+        neither does."""
+        with self._lock:
+            dropped = False
+            for n in (self.colbert_collection, self.collection_name):
+                if self._has(n):
+                    self.client.drop_collection(n, **self._kw())
+                    logger.info("dropped Milvus collection %r", n)
+                    dropped = True
+            self._spec = None
+            self._loaded = False
+            return dropped
+
     # -- writes ----------------------------------------------------------------------------
     def upsert(self, records: Sequence[Record]) -> None:
         """Insert or replace ``records`` by id (token rows first, then the main rows)."""
@@ -364,7 +379,7 @@ class MilvusStore:
     # -- search ----------------------------------------------------------------------------
     def query(self, request: SearchRequest) -> list[Hit]:
         """Run a planned search (dense, sparse, hybrid by RRF / DBSF / weighted, colbert)."""
-        check_limits(request)
+        request = check_limits(request)
         expr = filter_expression(request.filter)
         try:
             if not self._load():

@@ -10,19 +10,22 @@ Every failure to open is one :class:`bge_core.errors.StoreError` line.
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
 import os
+import shutil
 import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from bge_core.errors import StoreError
+from bge_core.errors import DamagedIndexError, StoreError
 from bge_core.index import IndexEncoder
 from bge_milvus.dependency import require_pymilvus
 from bge_milvus.index import MilvusIndex
 from bge_milvus.store import MilvusStore
 
-__all__ = ["CONNECT_TIMEOUT", "TOKEN_ENV", "open_index", "open_store"]
+__all__ = ["CONNECT_TIMEOUT", "TOKEN_ENV", "check_lite_collection", "drop_lite_collection", "open_index", "open_store"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ def open_store(uri: str, *, collection: str, **options: Any) -> MilvusStore:
     Extra keyword ``options`` go to :class:`MilvusStore` (``dense_index``, ``metric``, ``ef``,
     ``timeout``). Raises :class:`StoreError` (one line) as :func:`open_index` does.
     """
-    client, label = _connect(uri)
+    client, label = _connect(uri, collection)
     try:
         return MilvusStore(client, collection, owns_client=True, label=label, **options)
     except Exception:
@@ -63,7 +66,7 @@ def open_index(
     unknown or malformed URI, an unreachable server, or a Milvus Lite file in use by another
     process.
     """
-    client, label = _connect(uri)
+    client, label = _connect(uri, collection)
     return MilvusIndex(
         client,
         collection,
@@ -77,7 +80,7 @@ def open_index(
     )
 
 
-def _connect(uri: str) -> tuple[Any, str]:
+def _connect(uri: str, collection: str | None = None) -> tuple[Any, str]:
     if not isinstance(uri, str):
         raise StoreError(f"store URI must be a str, got {type(uri).__name__}")
     scheme, sep, rest = uri.partition(":")
@@ -86,11 +89,61 @@ def _connect(uri: str) -> tuple[Any, str]:
             f"unknown Milvus store URI {uri!r}; use milvus:PATH.db (Milvus Lite) or milvus+http://HOST:PORT"
         )
     if scheme == "milvus":
-        return _connect_lite(rest)
+        return _connect_lite(rest, collection)
     return _connect_server(scheme.removeprefix("milvus+"), rest)
 
 
-def _connect_lite(raw: str) -> tuple[Any, str]:
+def _manifest_problem(folder: Path) -> str | None:
+    """What is wrong with a Milvus Lite collection's ``manifest.json`` (its list of data files),
+    or None. Milvus Lite writes it atomically (keeping ``manifest.json.prev``); an empty, invalid
+    or missing one is outside damage, after which Milvus Lite would fall back to the previous
+    manifest and silently lose the rows written since."""
+    manifest = folder / "manifest.json"
+    if not manifest.exists():
+        return f"{manifest} is missing" if (folder / "manifest.json.prev").exists() else None
+    try:
+        raw = manifest.read_bytes()
+        data = json.loads(raw)
+    except OSError as exc:
+        return f"{manifest} is unreadable ({exc.strerror or type(exc).__name__})"
+    except ValueError:
+        return f"{manifest} is empty" if not raw.strip() else f"{manifest} is not valid JSON"
+    if not isinstance(data, dict) or not isinstance(data.get("partitions"), dict):
+        return f"{manifest} is not a Milvus Lite manifest"
+    return None
+
+
+def check_lite_collection(path: Path, collection: str) -> None:
+    """Refuse a Milvus Lite collection (or its ColBERT companion) whose manifest is damaged."""
+    for name in (collection, f"{collection}_colbert"):
+        folder = path / "collections" / name
+        problem = _manifest_problem(folder) if folder.is_dir() else None
+        if problem is not None:
+            raise DamagedIndexError(
+                f"the Milvus Lite database {str(path)!r} is damaged: {problem} (Milvus Lite would fall back to an "
+                "older manifest and silently lose rows); restore the database from a copy, or drop the collection "
+                f"(bge drop --store milvus:{path} --collection {collection}) and index again",
+                collections=(collection,),
+                drop=lambda name: drop_lite_collection(path, name),
+            )
+
+
+def drop_lite_collection(path: Path, collection: str) -> None:
+    """Delete a collection and its ColBERT companion from a Milvus Lite database without
+    opening it (``bge drop`` of a damaged index); the database must not be in use."""
+    with open(path / _LOCK_FILE, "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise StoreError(
+                f"Milvus Lite database {str(path)!r} is in use by another process; stop it or use another path"
+            ) from None
+        for name in (f"{collection}_colbert", collection):
+            shutil.rmtree(path / "collections" / name, ignore_errors=True)
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _connect_lite(raw: str, collection: str | None = None) -> tuple[Any, str]:
     if raw.startswith("//"):
         raise StoreError(
             f"malformed Milvus Lite URI 'milvus:{raw}'; write milvus:PATH.db (for a server: milvus+http://HOST:PORT)"
@@ -98,6 +151,8 @@ def _connect_lite(raw: str) -> tuple[Any, str]:
     if not raw.endswith(".db") or raw == ".db":
         raise StoreError(f"malformed Milvus Lite URI 'milvus:{raw}'; the path must end in .db, e.g. milvus:./index.db")
     path = Path(raw).expanduser().resolve()
+    if collection is not None:
+        check_lite_collection(path, collection)
     pm = require_pymilvus()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

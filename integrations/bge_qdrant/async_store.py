@@ -52,6 +52,10 @@ class AsyncQdrantStore:
         """Create the collection for ``spec``, or check that the existing one fits it."""
         await self._run(ops.ensure(self.collection_name, spec, self.layout))
 
+    async def drop(self) -> bool:
+        """Delete the collection with its points and settings; False when it does not exist."""
+        return await self._run(ops.drop(self.collection_name))
+
     async def read_settings(self) -> dict[str, Any] | None:
         """Settings stored in the collection's ``metadata`` (None when absent)."""
         return await self._run(ops.read_settings(self.collection_name))

@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import threading
 import time
 import uuid
@@ -400,6 +401,32 @@ class EdgeStore:
                 f"Edge collection {self.collection_name!r} in {str(self.path)!r} does not fit this index: "
                 f"{'; '.join(problems)}. Use another collection name or folder, or delete it and index again"
             )
+
+    def drop(self) -> bool:
+        """Delete the collection: its shard folder, then its entry (layout, settings) in the
+        marker; False when it does not exist. Creates nothing; a drop stopped half-way is
+        finished by the next one."""
+        with self._open_lock:
+            if self._closed:
+                raise StoreError(f"the Edge store on {str(self.path)!r} is closed")
+            if self._marker() is None:
+                return False
+            self._acquire_lock()
+            with self._write_lock:
+                marker = self._marker()  # re-read under the lock
+                assert marker is not None
+                if self._collection_entry(marker) is None and not self.shard_path.exists():
+                    return False
+                shard, self._shard = self._shard, None
+                if shard is not None:
+                    shard.close()
+                self._unindexed = 0
+                if self.shard_path.exists():
+                    shutil.rmtree(self.shard_path)
+                marker["collections"].pop(self.collection_name, None)
+                self._write_marker(marker)
+        logger.info("Edge: dropped collection %r in %s", self.collection_name, self.path)
+        return True
 
     def stored_spec(self) -> CollectionSpec | None:
         """The vector layout recorded for the collection (None when it does not exist)."""

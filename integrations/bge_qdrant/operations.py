@@ -34,6 +34,7 @@ __all__ = [
     "arun",
     "count",
     "delete",
+    "drop",
     "ensure",
     "fetch_hashes",
     "get",
@@ -115,6 +116,15 @@ def ensure(name: str, spec: CollectionSpec, layout: QdrantLayout) -> Operation[N
             if not (yield Call("collection_exists", (name,))):  # not a lost creation race
                 raise
     check_collection(name, (yield Call("get_collection", (name,))), spec, layout)
+
+
+def drop(name: str) -> Operation[bool]:
+    """Delete the collection (its points and the settings in its metadata); False when it
+    does not exist."""
+    if not (yield Call("collection_exists", (name,))):
+        return False
+    yield Call("delete_collection", (name,))
+    return True
 
 
 def read_settings(name: str) -> Operation[dict[str, Any] | None]:

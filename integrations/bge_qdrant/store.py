@@ -76,6 +76,10 @@ class QdrantStore:
         """Create the collection for ``spec``, or check that the existing one fits it."""
         self._run(ops.ensure(self.collection_name, spec, self.layout))
 
+    def drop(self) -> bool:
+        """Delete the collection with its points and settings; False when it does not exist."""
+        return self._run(ops.drop(self.collection_name))
+
     def read_settings(self) -> dict[str, Any] | None:
         """Settings stored in the collection's ``metadata`` (None when absent)."""
         return self._run(ops.read_settings(self.collection_name))

@@ -4,6 +4,8 @@ behaviour every store shares is in the conformance suite (tests/stores)."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from typing import Any
 
 import numpy as np
@@ -57,8 +59,41 @@ def test_native_filter_string_passes_through(filled: MilvusIndex) -> None:
 
 
 def test_too_large_limit_is_refused(filled: MilvusIndex) -> None:
-    with pytest.raises(ValueError, match="16384"):
+    with pytest.raises(ValueError, match="at most 16384 hits per search; lower k"):
         filled.search("cat", 20000, mode="dense")
+    with pytest.raises(ValueError, match="lower prefetch_limit"):  # given explicitly: refused, not capped
+        filled.search("cat", 10, mode="hybrid", prefetch_limit=20000)
+
+
+def test_large_k_prefetches_only_where_fused_and_capped(filled: MilvusIndex, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 16.9: k=5000 was refused in every mode because of the default 4 x k prefetch."""
+    from bge_core.index import VectorIndex
+    from bge_core.reference import InMemoryStore
+
+    ref = VectorIndex(InMemoryStore(), filled.encoder, show_progress=False)
+    ref.add_texts(*texts_and_metadatas())
+    for mode in ("dense", "sparse"):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="bge_milvus"):
+            got = filled.search("the cells in the water", 5000, mode=mode)
+        assert [h.id for h in got] == [h.id for h in ref.search("the cells in the water", 5000, mode=mode)]
+        assert "prefetching" not in caplog.text  # no prefetch list in these modes
+    for mode in ("hybrid", "colbert"):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="bge_milvus"):
+            got = filled.search("the cells in the water", 5000, mode=mode)
+        assert len(got) == len(CORPUS)
+        assert "prefetching 16384 candidates per list instead of 20000" in caplog.text
+
+
+def test_k_true_is_refused_as_on_every_store(filled: MilvusIndex) -> None:
+    """Issue 16.9: ``k=True`` reached Milvus as a raw MilvusException (Qdrant took it as 1)."""
+    with pytest.raises(ValueError, match="k must be a positive int, got True"):
+        filled.search("cat", k=True)
+    request = filled.plan("cat", 3, mode="dense")
+    for field in ("limit", "prefetch_limit"):
+        with pytest.raises(ValueError, match=f"{field} must be a positive int, got True"):
+            filled.store.query(dataclasses.replace(request, **{field: True}))
 
 
 def test_is_transient_classification(client: Any) -> None:

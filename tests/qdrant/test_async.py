@@ -73,6 +73,10 @@ async def test_async_mismatch_and_documents(m3: Any) -> None:
         await index.search("the cat", mode="colbert")
     await index.close()  # does not own the client: it stays open
     assert await client.count("docs") is not None
+    # drop (bge drop): the same operation as the sync store's
+    assert await index.store.drop() is True
+    assert not await client.collection_exists("docs") and await client.collection_exists("bad")
+    assert await index.store.drop() is False
     await client.close()
 
 

@@ -192,3 +192,29 @@ def test_concurrent_searches_and_ingests(kit: StoreKit, m3: Any) -> None:
     assert not errors, errors
     assert index.count() == len(CORPUS) + 48
     assert len(index.get([make_id(None, t) for b in batches for t in b])) == 48
+
+
+def test_drop_deletes_collection_settings_and_companions(kit: StoreKit, m3: Any, reference: VectorIndex) -> None:
+    """``drop()`` (``bge drop``, ``bge index --recreate``): rows, settings and companion
+    collections go; a second drop finds nothing; the next ingest creates the collection anew."""
+    from bge_core.index import DroppableStore
+
+    index = kit.index(m3)
+    assert isinstance(index.store, DroppableStore)
+    assert index.drop() is False  # nothing there: nothing created either
+    assert index.read_settings() is None and index.count() == 0
+    index.add_texts(TEXTS, METAS)
+    index.write_settings({"model": "tiny"})
+    other = kit.index(m3, collection="other")
+    other.add_texts(TEXTS[:2])
+    assert index.drop() is True
+    assert index.count() == 0 and index.read_settings() is None and index.get(IDS) == []
+    assert kit.index(m3).read_settings() is None  # another handle sees it gone
+    assert index.drop() is False
+    assert other.count() == 2  # another collection of the same store is untouched
+    if kit.name == "milvus-lite":
+        client = index.store.client  # type: ignore[attr-defined]
+        assert not client.has_collection("docs") and not client.has_collection("docs_colbert")
+    # Recreated by the next write, with the same results as the reference.
+    assert index.add_texts(TEXTS, METAS) == IDS
+    assert_like_reference(index, reference)

@@ -116,3 +116,17 @@ def test_empty_sparse_rows_are_found_by_dense_only(filled: Pair) -> None:
     for query in QUERIES + ["the"]:
         sparse = index.search(query, len(CORPUS), mode="sparse")
         assert not set(empty) & {h.id for h in sparse} and all(h.score > 0 for h in sparse)
+
+
+@pytest.mark.parametrize("bad", [True, False, 0, -1, 2.5, "3"])
+def test_k_must_be_a_positive_int_on_every_store(filled: tuple[VectorIndex, VectorIndex], bad: Any) -> None:
+    """The same refusal everywhere (issue 16.9: Milvus raised a raw MilvusException for True,
+    Qdrant took it as 1), from a search and from a request built by hand."""
+    import dataclasses
+
+    index, _ = filled
+    with pytest.raises(ValueError, match=f"k must be a positive int, got {bad!r}"):
+        index.search("the cells", k=bad)
+    request = index.plan("the cells", 3, mode="dense")
+    with pytest.raises(ValueError, match=f"limit must be a positive int, got {bad!r}"):
+        index.store.query(dataclasses.replace(request, limit=bad))
