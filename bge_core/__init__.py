@@ -12,6 +12,7 @@ from bge_core import scoring
 from bge_core.errors import (
     BGEError,
     CollectionMismatchError,
+    DamagedIndexError,
     IndexSettingsMismatchError,
     MissingDependencyError,
     ModelFilesError,
@@ -25,7 +26,7 @@ from bge_core.types import Hit, M3Output, RerankResult, SparseVector
 if TYPE_CHECKING:
     from bge_core.dense import DenseEncoder
     from bge_core.holder import ModelHolder
-    from bge_core.index import Document, VectorIndex
+    from bge_core.index import Document, DroppableStore, VectorIndex
     from bge_core.kinds import ModelKindError, load
     from bge_core.llm_reranker import (
         LayerwiseLLMReranker,
@@ -41,8 +42,10 @@ __all__ = [
     "BGEError",
     "BGEM3Encoder",
     "CollectionMismatchError",
+    "DamagedIndexError",
     "DenseEncoder",
     "Document",
+    "DroppableStore",
     "Hit",
     "IndexSettingsMismatchError",
     "LLMReranker",
@@ -77,6 +80,7 @@ _LAZY = {
     "LayerwiseLLMReranker": "bge_core.llm_reranker",
     "LightweightLLMReranker": "bge_core.llm_reranker",
     "Document": "bge_core.index",
+    "DroppableStore": "bge_core.index",
     "VectorIndex": "bge_core.index",
     "SearchOptions": "bge_core.search_options",
     "ModelHolder": "bge_core.holder",
