@@ -21,7 +21,9 @@ class BGEM3MilvusSparseEmbeddings(BGEM3SparseBase, BaseSparseEmbedding):  # type
     of a sparse field): ``{token_id: weight}`` dicts.
 
     Share the model with ``BGEEmbeddings(encoder=enc)`` so each text is encoded once. For
-    Qdrant use :class:`~langchain_bge.BGEM3SparseEmbeddings`.
+    Qdrant use :class:`~langchain_bge.BGEM3SparseEmbeddings`. Needs
+    ``pip install 'bge-integrations[langchain-milvus]'`` (langchain-milvus 0.3 with the pymilvus
+    versions it works with).
     """
 
     def embed_documents(self, texts: list[str]) -> list[dict[int, float]]:
