@@ -16,7 +16,8 @@ except ImportError as exc:
 __all__ = ["BGEM3MilvusSparseEmbeddings"]
 
 
-class BGEM3MilvusSparseEmbeddings(BGEM3SparseBase, BaseSparseEmbedding):  # type: ignore[misc]
+# misc: BaseSparseEmbedding is Any where langchain-milvus is absent (unused where it is installed).
+class BGEM3MilvusSparseEmbeddings(BGEM3SparseBase, BaseSparseEmbedding):  # type: ignore[misc,unused-ignore]
     """BGE-M3 sparse embeddings for ``langchain_milvus.Milvus`` (as the ``embedding_function``
     of a sparse field): ``{token_id: weight}`` dicts.
 
