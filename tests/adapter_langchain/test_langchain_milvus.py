@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,21 @@ def test_is_a_langchain_milvus_sparse_embedding(lc_milvus: Any, m3: Any) -> None
     assert q and all(isinstance(k, int) and isinstance(v, float) and v > 0 for k, v in q.items())
     docs = sp.embed_documents(["the cat", ""])
     assert docs[1] == {} and docs[0] == m3.encode(["the cat"], dense=False).sparse[0].to_dict()
+
+
+def test_import_and_constructor_load_no_model(lc_milvus: Any) -> None:
+    """With the real langchain-milvus, importing and constructing loads neither torch nor a model."""
+    code = (
+        "import sys\n"
+        "from langchain_bge import BGEM3MilvusSparseEmbeddings\n"
+        "sp = BGEM3MilvusSparseEmbeddings('BAAI/bge-m3')\n"
+        "assert not sp.encoder_holder.loaded\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'torch imported'\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
 
 
 async def test_async_matches_sync(lc_milvus: Any, m3: Any) -> None:
