@@ -16,12 +16,15 @@ except ImportError as exc:
 __all__ = ["BGEM3MilvusSparseEmbeddings"]
 
 
-class BGEM3MilvusSparseEmbeddings(BGEM3SparseBase, BaseSparseEmbedding):  # type: ignore[misc]
+# misc: BaseSparseEmbedding is Any where langchain-milvus is absent (unused where it is installed).
+class BGEM3MilvusSparseEmbeddings(BGEM3SparseBase, BaseSparseEmbedding):  # type: ignore[misc,unused-ignore]
     """BGE-M3 sparse embeddings for ``langchain_milvus.Milvus`` (as the ``embedding_function``
     of a sparse field): ``{token_id: weight}`` dicts.
 
     Share the model with ``BGEEmbeddings(encoder=enc)`` so each text is encoded once. For
-    Qdrant use :class:`~langchain_bge.BGEM3SparseEmbeddings`.
+    Qdrant use :class:`~langchain_bge.BGEM3SparseEmbeddings`. Needs
+    ``pip install 'bge-integrations[langchain-milvus]'`` (langchain-milvus 0.3 with the pymilvus
+    versions it works with).
     """
 
     def embed_documents(self, texts: list[str]) -> list[dict[int, float]]:
