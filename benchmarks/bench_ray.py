@@ -1,12 +1,19 @@
 """Benchmark: ingest on Ray (1 and 2 encoding workers, one torch thread each) vs one process.
 
 SciFact documents (``title + " " + text``) with the all-MiniLM-L6-v2 backbone + random M3 heads
-(dense + sparse + ColBERT), into Qdrant local mode (the driver is the single writer). The
-single process is ``VectorIndex.add_texts`` with the same encoder defaults and all cores; the
-Ray runs are ``bge_ray.ingest`` on a local Ray (``num_cpus`` = cores), timed from the call to
-the last row stored (actor start-up and model loading included; Ray's own start is not).
+(dense + sparse + ColBERT), into Qdrant local mode and Qdrant Edge (embedded stores: the driver
+is the single writer). The single process is ``VectorIndex.add_texts`` (chunks of 256
+length-sorted rows, writes on a background thread: the best single-process path) with the same
+encoder defaults and all cores; the Ray runs are ``bge_ray.ingest`` on a local Ray
+(``num_cpus`` = cores), timed from the call to the last row stored (actor start-up and model
+loading included; Ray's own start is not).
 
-    python benchmarks/bench_ray.py [--docs 5183] [--batch-size 32] [--json out.json]
+Besides wall time it reports CPU seconds per document of every process of the job (the
+benchmark process, and for Ray its cluster: GCS, raylet, workers), which a shared machine
+disturbs far less than wall time, and the steady rate (rows after the first block / time after
+the first block), which leaves out the fixed start-up cost.
+
+    python benchmarks/bench_ray.py [--docs 5183] [--stores qdrant,edge] [--workers 1,2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -16,15 +23,41 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
+from typing import Any
 
-from common import minilm_m3_checkpoint, print_table, scifact_docs, timed, write_json
+from common import minilm_m3_checkpoint, print_table, scifact_docs, write_json
+
+
+def _tree_cpu() -> float:
+    """CPU seconds of this process and all its descendants, reaped ones included."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def _measure(fn: Callable[[], Any]) -> tuple[float, float]:
+    cpu0, start = _tree_cpu(), time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - start
+    return seconds, _tree_cpu() - cpu0
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--docs", type=int, default=5183)
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--chunk-size", type=int, default=256, help="rows per worker call (bge_ray chunk_size)")
     ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--stores", default="qdrant,edge")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -40,70 +73,124 @@ def main() -> None:
     ckpt = str(minilm_m3_checkpoint())
     texts = scifact_docs()[: args.docs]
     ids = [str(i) for i in range(len(texts))]
+    n = len(texts)
     tmp = tempfile.mkdtemp()
     cores = os.cpu_count() or 1
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
+    stores = [s.strip() for s in args.stores.split(",") if s.strip()]
 
     # Single process: the model loads before the clock starts (as a running service would).
     encoder = load_encoder(ckpt, device="cpu", batch_size=args.batch_size)
     encoder.encode_outputs(texts[:8], query=False, dense=True, sparse=True, colbert=True)
-    probe = open_store(f"qdrant:{tmp}/single", collection="bench")
-    index = VectorIndex(probe, encoder, chunk_size=256, write_batch_size=args.batch_size)
-    _, t_single = timed(lambda: index.add_texts(texts, ids=ids))
-    assert index.count() == len(texts)
-    index.close()
-    results["single process"] = {"seconds": t_single, "docs_per_s": len(texts) / t_single, "first_row_s": 0.0}
-    print(f"single process ({cores} threads): {t_single:.1f}s, {len(texts) / t_single:.1f} docs/s", flush=True)
+    for store in stores:
+        index = VectorIndex(
+            open_store(f"{store}:{tmp}/single-{store}", collection="bench"),
+            encoder,
+            chunk_size=256,
+            write_batch_size=args.batch_size,
+        )
+        seconds, cpu = _measure(lambda index=index: index.add_texts(texts, ids=ids))
+        assert index.count() == n
+        index.close()
+        results[f"{store}|single process"] = {
+            "store": store,
+            "system": f"single process ({cores} torch threads)",
+            "seconds": seconds,
+            "docs_per_s": n / seconds,
+            "first_row_s": None,
+            "steady_docs_per_s": n / seconds,
+            "cpu_ms_per_doc": 1000 * cpu / n,
+        }
+        print(f"{store} single process: {seconds:.1f}s, {n / seconds:.1f} docs/s, {1000 * cpu / n:.1f} CPU ms/doc", flush=True)
 
     ray.init(num_cpus=cores, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     try:
-        ds = ray.data.from_items([{"text": t, "id": i} for t, i in zip(texts, ids)])
-        for workers in (int(w) for w in args.workers.split(",")):
-            first: list[float] = []
-            start = time.perf_counter()
+        ds = ray.data.from_items([{"text": t, "id": i} for t, i in zip(texts, ids)]).materialize()
+        for store in stores:
+            for workers in (int(w) for w in args.workers.split(",")):
+                seen: list[tuple[float, int]] = []
+                start = time.perf_counter()
 
-            def seen(progress: bge_ray.IngestProgress, first: list[float] = first, start: float = start) -> None:
-                if not first:
-                    first.append(time.perf_counter() - start)
+                def progress(p: bge_ray.IngestProgress, seen: list[tuple[float, int]] = seen) -> None:
+                    seen.append((time.perf_counter(), p.rows))
 
-            result = bge_ray.ingest(
-                ds,
-                f"qdrant:{tmp}/ray{workers}",
-                model=ckpt,
-                collection="bench",
-                workers=workers,
-                torch_threads=1,
-                batch_size=args.batch_size,
-                on_progress=seen,
-            )
-            seconds = time.perf_counter() - start
-            assert result.stored == len(texts) and result.encoded == len(texts)
-            results[f"Ray, {workers} worker(s)"] = {
-                "seconds": seconds,
-                "docs_per_s": len(texts) / seconds,
-                "first_row_s": first[0],
-            }
-            print(
-                f"Ray {workers} workers: {seconds:.1f}s, {len(texts) / seconds:.1f} docs/s, first row after {first[0]:.1f}s",
-                flush=True,
-            )
+                def job(store: str = store, workers: int = workers, progress: Any = progress) -> Any:
+                    return bge_ray.ingest(
+                        ds,
+                        f"{store}:{tmp}/ray{workers}-{store}",
+                        model=ckpt,
+                        collection="bench",
+                        workers=workers,
+                        torch_threads=1,
+                        batch_size=args.batch_size,
+                        chunk_size=args.chunk_size,
+                        on_progress=progress,
+                    )
+
+                start = time.perf_counter()
+                seconds, cpu = _measure(job)
+                end = start + seconds
+                first_t, first_rows = seen[0]
+                steady = (n - first_rows) / (end - first_t) if end > first_t else float("nan")
+                results[f"{store}|ray{workers}"] = {
+                    "store": store,
+                    "system": f"Ray, {workers} worker(s) (1 torch thread each)",
+                    "seconds": seconds,
+                    "docs_per_s": n / seconds,
+                    "first_row_s": first_t - start,
+                    "steady_docs_per_s": steady,
+                    "cpu_ms_per_doc": 1000 * cpu / n,
+                }
+                print(
+                    f"{store} Ray {workers} workers: {seconds:.1f}s, {n / seconds:.1f} docs/s, first block after "
+                    f"{first_t - start:.1f}s, steady {steady:.1f} docs/s, {1000 * cpu / n:.1f} CPU ms/doc",
+                    flush=True,
+                )
     finally:
         ray.shutdown()
 
-    base = results["single process"]["docs_per_s"]
-    rows = [
+    rows = []
+    for r in results.values():
+        base = results[f"{r['store']}|single process"]
+        rows.append(
+            [
+                r["store"],
+                r["system"],
+                f"{r['seconds']:.1f}",
+                f"{r['docs_per_s']:.1f}",
+                "-" if r["first_row_s"] is None else f"{r['first_row_s']:.1f}",
+                f"{r['docs_per_s'] / base['docs_per_s']:.2f}",
+                f"{r['steady_docs_per_s'] / base['docs_per_s']:.2f}",
+                f"{r['cpu_ms_per_doc']:.1f}",
+                f"{base['cpu_ms_per_doc'] / r['cpu_ms_per_doc']:.2f}",
+            ]
+        )
+    print_table(
         [
-            name,
-            f"{r['seconds']:.1f}",
-            f"{r['docs_per_s']:.1f}",
-            f"{r['first_row_s']:.1f}",
-            f"{r['docs_per_s'] / base:.2f}",
-        ]
-        for name, r in results.items()
-    ]
-    print_table(["system", "seconds", "docs/s", "first row s", "x single process"], rows)
+            "store",
+            "system",
+            "seconds",
+            "docs/s",
+            "first block s",
+            "x single (wall)",
+            "x single (steady)",
+            "CPU ms/doc",
+            "x single (CPU)",
+        ],
+        rows,
+    )
     if args.json:
-        write_json(args.json, {"docs": len(texts), "batch_size": args.batch_size, "cores": cores, "results": results})
+        write_json(
+            args.json,
+            {
+                "docs": n,
+                "batch_size": args.batch_size,
+                "chunk_size": args.chunk_size,
+                "cores": cores,
+                "load_before": os.getloadavg(),
+                "results": results,
+            },
+        )
 
 
 if __name__ == "__main__":
