@@ -19,6 +19,7 @@ the first block), which leaves out the fixed start-up cost.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import tempfile
@@ -86,7 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--docs", type=int, default=5183)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--chunk-size", type=int, default=256, help="rows per worker call (bge_ray chunk_size)")
+    ap.add_argument("--chunk-sizes", default="256", help="rows per worker call (bge_ray chunk_size), a list")
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--stores", default="qdrant,edge")
     ap.add_argument("--json", default="")
@@ -139,7 +140,9 @@ def main() -> None:
     try:
         ds = ray.data.from_items([{"text": t, "id": i} for t, i in zip(texts, ids)]).materialize()
         for store in stores:
-            for workers in (int(w) for w in args.workers.split(",")):
+            for workers, chunk in itertools.product(
+                [int(w) for w in args.workers.split(",")], [int(c) for c in args.chunk_sizes.split(",")]
+            ):
                 seen: list[tuple[float, int, float]] = []
                 cpu = _TreeCPU()
 
@@ -152,13 +155,13 @@ def main() -> None:
                     start = time.perf_counter()
                     bge_ray.ingest(
                         ds,
-                        f"{store}:{tmp}/ray{workers}-{store}",
+                        f"{store}:{tmp}/ray{workers}-{chunk}-{store}",
                         model=ckpt,
                         collection="bench",
                         workers=workers,
                         torch_threads=1,
                         batch_size=args.batch_size,
-                        chunk_size=args.chunk_size,
+                        chunk_size=chunk,
                         on_progress=progress,
                     )
                     end = time.perf_counter()
@@ -166,9 +169,9 @@ def main() -> None:
                 first_t, first_rows, first_cpu = seen[0]
                 steady = (n - first_rows) / (end - first_t) if end > first_t else float("nan")
                 steady_cpu = (cpu.seconds - first_cpu) / (n - first_rows) if n > first_rows else float("nan")
-                results[f"{store}|ray{workers}"] = {
+                results[f"{store}|ray{workers}|{chunk}"] = {
                     "store": store,
-                    "system": f"Ray, {workers} worker(s) (1 torch thread each)",
+                    "system": f"Ray, {workers} worker(s) (1 torch thread each), chunk {chunk}",
                     "seconds": seconds,
                     "docs_per_s": n / seconds,
                     "first_row_s": first_t - start,
@@ -177,7 +180,7 @@ def main() -> None:
                     "steady_cpu_ms_per_doc": 1000 * steady_cpu,
                 }
                 print(
-                    f"{store} Ray {workers} workers: {seconds:.1f}s, {n / seconds:.1f} docs/s, first block after "
+                    f"{store} Ray {workers} workers, chunk {chunk}: {seconds:.1f}s, {n / seconds:.1f} docs/s, first block after "
                     f"{first_t - start:.1f}s, steady {steady:.1f} docs/s, {1000 * cpu.seconds / n:.1f} CPU ms/doc "
                     f"(after the first block {1000 * steady_cpu:.1f})",
                     flush=True,
@@ -223,7 +226,7 @@ def main() -> None:
             {
                 "docs": n,
                 "batch_size": args.batch_size,
-                "chunk_size": args.chunk_size,
+                "chunk_sizes": args.chunk_sizes,
                 "cores": cores,
                 "load_before": os.getloadavg(),
                 "results": results,
