@@ -27,12 +27,14 @@ import socket
 import sys
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bge_core.errors import BGEError, MissingDependencyError
-from bge_core.index import RetryPolicy, VectorIndex, close_store
+from bge_core.index import Record, RetryPolicy, VectorIndex, close_store
 from bge_ray.errors import RayIngestError, from_ray_exception
 from bge_ray.rows import METADATA_COLUMN, check_schema, decode_records, prepare_rows
 from bge_ray.workers import EncodeWorker, OnError, WorkerConfig, load_model
@@ -47,6 +49,9 @@ __all__ = ["FailedRow", "IngestProgress", "IngestResult", "ingest", "is_server_u
 logger = logging.getLogger(__name__)
 
 DEFAULT_COLLECTION = "bge"
+#: Rows per worker call (as ``VectorIndex.chunk_size``): on CPU, encoding 256 length-sorted rows
+#: at once pads far less than 32 at a time (BENCHMARKS.md section 7).
+DEFAULT_CHUNK_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -299,6 +304,7 @@ def ingest(
     gpus_per_worker: float = 0,
     cpus_per_worker: float = 1,
     batch_size: int = 32,
+    chunk_size: int | None = None,
     max_tokens: int | None = None,
     colbert: bool | None = None,
     device: str = "auto",
@@ -328,7 +334,10 @@ def ingest(
             picklable zero-argument callable returning an encoder. Loaded once per worker with
             the defaults of ``bge index`` (and once on the driver's CPU, for the settings).
         workers / cpus_per_worker / gpus_per_worker: the actor pool (``ActorPoolStrategy``).
-        batch_size: rows per ``map_batches`` batch = per encode call and per write.
+        batch_size: rows per encoder forward pass and per store write.
+        chunk_size: rows per ``map_batches`` block: one encode call on a worker, whose rows are
+            length-sorted into batches together (less padding, as ``VectorIndex.chunk_size``),
+            and the unit a retried task redoes. Default ``max(batch_size, 256)``.
         max_tokens / colbert: as ``bge index --max-tokens`` / ``--no-colbert`` (``None``: the
             recorded value).
         device / dtype: for the workers (``auto``: a GPU when the worker has one).
@@ -343,7 +352,8 @@ def ingest(
             running Ray, else a local one (shut down at the end).
         total: rows in a dataset, for the time-left estimate (counted when cheap).
         show_progress: one progress line (default: when stderr is a terminal).
-        on_progress: called on the driver with an :class:`IngestProgress` after each batch.
+        on_progress: called on the driver with an :class:`IngestProgress` after each block
+            (and once at the end); ``written`` counts writes that completed.
         retry: backoff for transient store errors (driver and workers).
 
     Returns an :class:`IngestResult`. Raises (before any work) ``ValueError`` / ``TypeError``
@@ -351,6 +361,9 @@ def ingest(
     store, :class:`~bge_ray.RayIngestError` for an unreachable Ray cluster or too few resources.
     """
     _check_options(workers, cpus_per_worker, gpus_per_worker, batch_size, on_error, max_restarts, max_task_retries)
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    chunk = chunk_size or max(batch_size, DEFAULT_CHUNK_SIZE)
     from bge_core.cli.stores import open_store
     from bge_core.sources import SourceReport, find_source_files
 
@@ -417,6 +430,7 @@ def ingest(
                     plan.colbert_dim,
                     result,
                     workers=workers,
+                    chunk=chunk,
                     cpus=cpus_per_worker,
                     gpus=gpus_per_worker,
                     max_restarts=max_restarts,
@@ -449,6 +463,40 @@ def _stored_hashes(dataset: Any, index: VectorIndex, retry: RetryPolicy) -> dict
     return stored
 
 
+class _Writer:
+    """The driver's single writer for embedded stores: one background thread, so Ray keeps
+    delivering blocks while the store writes. At most one block of writes waits (bounded
+    memory); ``result.written`` counts completed writes; the first error is re-raised on the
+    driver's thread."""
+
+    def __init__(self, index: VectorIndex, result: IngestResult, depth: int = 16) -> None:
+        self._index = index
+        self._result = result
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bge-ray-writer")
+        self._pending: deque[Future[None]] = deque()
+        self._depth = depth
+
+    def _write(self, records: Sequence[Record]) -> None:
+        store = self._index.store
+        self._index.retry.run(functools.partial(store.upsert, records), store.is_transient, f"writing {len(records)} rows")
+        self._result.written += len(records)
+
+    def submit(self, records: Sequence[Record]) -> None:
+        self._pending.append(self._pool.submit(self._write, records))
+        while len(self._pending) > self._depth or (self._pending and self._pending[0].done()):
+            self._pending.popleft().result()
+
+    def close(self) -> None:
+        """Wait for every write; raise the first error."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def abort(self) -> None:
+        """Drop queued writes (after an error elsewhere) and stop the thread."""
+        self._pending.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _run(
     ray: Any,
     dataset: Any,
@@ -459,6 +507,7 @@ def _run(
     result: IngestResult,
     *,
     workers: int,
+    chunk: int,
     cpus: float,
     gpus: float,
     max_restarts: int,
@@ -474,16 +523,34 @@ def _run(
         encoded = dataset.map_batches(
             EncodeWorker,
             fn_constructor_kwargs={"config": config, "stored": stored},
-            batch_size=config.batch_size,
+            batch_size=chunk,
             batch_format="pyarrow",
             zero_copy_batch=True,
-            compute=ray.data.ActorPoolStrategy(size=workers),
+            # One block in flight per actor: blocks are seconds of work each, and a queued one
+            # would leave the other actors idle at the end of the job.
+            compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
             num_cpus=cpus,
             num_gpus=gpus or None,
             max_restarts=max_restarts,
             max_task_retries=max_task_retries,
         )
     bar = _ProgressLine(_show(show_progress), total)
+    writer = _Writer(index, result)
+
+    def report() -> None:
+        if on_progress is not None:
+            on_progress(
+                IngestProgress(
+                    result.rows,
+                    result.encoded,
+                    result.written,
+                    result.skipped,
+                    len(result.failed),
+                    total,
+                    time.perf_counter() - start,
+                )
+            )
+
     try:
         for table in encoded.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=2):
             statuses = table.column("status").to_pylist()
@@ -496,27 +563,17 @@ def _run(
                     if st == "failed":
                         result.failed.append(FailedRow(None if rid is None else str(rid), str(err)))
             if n_encoded:
+                # Written on the writer thread (batch_size rows per upsert) while the next
+                # blocks arrive; the vectors are views of the block's Arrow buffers.
                 records = decode_records(table, colbert_dim=colbert_dim)
-                index.retry.run(
-                    functools.partial(index.store.upsert, records),
-                    index.store.is_transient,
-                    f"writing {len(records)} rows",
-                )
-            result.written += n_encoded + n_written
+                for begin in range(0, len(records), config.batch_size):
+                    writer.submit(records[begin : begin + config.batch_size])
+            result.written += n_written
             result.rows += table.num_rows
             bar.update(table.num_rows, result)
-            if on_progress is not None:
-                on_progress(
-                    IngestProgress(
-                        result.rows,
-                        result.encoded,
-                        result.written,
-                        result.skipped,
-                        len(result.failed),
-                        total,
-                        time.perf_counter() - start,
-                    )
-                )
+            report()
+        writer.close()
+        report()
     except BGEError:
         raise
     except Exception as exc:
@@ -525,6 +582,7 @@ def _run(
             raise ours from None
         raise
     finally:
+        writer.abort()
         bar.close()
     if result.failed:
         logger.warning("%d rows failed and were skipped (see IngestResult.failed)", len(result.failed))

@@ -7,15 +7,16 @@ metadata; ``bge_ray`` uses it for chunks read from SOURCE files, whose metadata 
 file. Ids and content hashes are computed exactly as :class:`bge_core.index.VectorIndex`
 does (:func:`bge_core.index.make_id`, :func:`bge_core.index.content_hash`).
 
-Encoded records travel between processes as binary columns (raw float32 / int32 bytes),
-which every Arrow and Ray version passes through unchanged.
+Encoded records travel between processes as ``large_binary`` columns (raw float32 / int32
+bytes), which every Arrow and Ray version passes through unchanged; the worker builds each
+column from one contiguous buffer and the driver reads the vectors as zero-copy numpy views.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,10 +55,10 @@ OUTPUT_SCHEMA = pa.schema(
         ("text", pa.string()),
         ("metadata", pa.string()),
         ("hash", pa.string()),
-        ("dense", pa.binary()),
-        ("sparse_indices", pa.binary()),
-        ("sparse_values", pa.binary()),
-        ("colbert", pa.binary()),
+        ("dense", pa.large_binary()),
+        ("sparse_indices", pa.large_binary()),
+        ("sparse_values", pa.large_binary()),
+        ("colbert", pa.large_binary()),
         ("colbert_rows", pa.int32()),
     ]
 )
@@ -173,48 +174,91 @@ def prepare_rows(table: pa.Table) -> tuple[list[PreparedRow], list[RowProblem]]:
     return good, bad
 
 
-def _blob(array: np.ndarray | None, dtype: type) -> bytes | None:
-    return None if array is None else np.ascontiguousarray(array, dtype=dtype).tobytes()
+def _binary_column(arrays: Sequence[np.ndarray | None], dtype: type) -> pa.Array:
+    """One ``large_binary`` column holding each array's raw bytes (``None``: null), built from
+    one contiguous buffer (a single copy, no per-row ``bytes`` objects)."""
+    n = len(arrays)
+    valid = np.fromiter((a is not None for a in arrays), dtype=bool, count=n)
+    parts: list[np.ndarray] = [np.ascontiguousarray(a, dtype=dtype).reshape(-1) for a in arrays if a is not None]
+    item = np.dtype(dtype).itemsize
+    lengths = np.zeros(n, dtype=np.int64)
+    lengths[valid] = [p.size * item for p in parts]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+    nulls = int(n - valid.sum())
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    return pa.Array.from_buffers(
+        pa.large_binary(), n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=nulls
+    )
 
 
-def status_table(rows: Sequence[tuple[str | None, str, str | None]], records: Iterable[Record] = ()) -> pa.Table:
+def status_table(rows: Sequence[tuple[str | None, str, str | None]], records: Sequence[Record] = ()) -> pa.Table:
     """The workers' output: ``(id, status, error)`` rows (id ``None``: a row whose id cannot
     be computed) plus full encoded ``records``."""
-    cols: dict[str, list[Any]] = {name: [] for name in OUTPUT_SCHEMA.names}
-    for rid, status, error in rows:
-        for name in OUTPUT_SCHEMA.names:
-            cols[name].append(None)
-        cols["id"][-1], cols["status"][-1], cols["error"][-1] = rid, status, error
-    for r in records:
-        cols["id"].append(r.id)
-        cols["status"].append("encoded")
-        cols["error"].append(None)
-        cols["text"].append(r.text)
-        cols["metadata"].append(json.dumps(r.metadata, ensure_ascii=False))
-        cols["hash"].append(r.hash)
-        cols["dense"].append(_blob(r.dense, np.float32))
-        cols["sparse_indices"].append(None if r.sparse is None else _blob(r.sparse.indices, np.int32))
-        cols["sparse_values"].append(None if r.sparse is None else _blob(r.sparse.values, np.float32))
-        cols["colbert"].append(_blob(r.colbert, np.float32))
-        cols["colbert_rows"].append(None if r.colbert is None else int(r.colbert.shape[0]))
+    none: list[Any] = [None] * len(rows)
+    cols: dict[str, Any] = {
+        "id": [r[0] for r in rows] + [r.id for r in records],
+        "status": [r[1] for r in rows] + ["encoded"] * len(records),
+        "error": [r[2] for r in rows] + [None] * len(records),
+        "text": none + [r.text for r in records],
+        "metadata": none + [json.dumps(r.metadata, ensure_ascii=False) for r in records],
+        "hash": none + [r.hash for r in records],
+    }
+    skipped: list[np.ndarray | None] = [None] * len(rows)
+    sparse = [r.sparse for r in records]
+    cols["dense"] = _binary_column(skipped + [r.dense for r in records], np.float32)
+    cols["sparse_indices"] = _binary_column(skipped + [None if s is None else s.indices for s in sparse], np.int32)
+    cols["sparse_values"] = _binary_column(skipped + [None if s is None else s.values for s in sparse], np.float32)
+    cols["colbert"] = _binary_column(skipped + [r.colbert for r in records], np.float32)
+    cols["colbert_rows"] = none + [None if r.colbert is None else int(r.colbert.shape[0]) for r in records]
     return pa.Table.from_pydict(cols, schema=OUTPUT_SCHEMA)
 
 
+def _views(column: pa.ChunkedArray, dtype: type) -> list[np.ndarray | None]:
+    """Zero-copy numpy views of a binary column's values (``None`` for nulls)."""
+    out: list[np.ndarray | None] = []
+    for chunk in column.chunks:
+        validity, offsets_buf, data_buf = chunk.buffers()
+        offsets = np.frombuffer(offsets_buf, dtype=np.int64)[chunk.offset : chunk.offset + len(chunk) + 1]
+        data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+        valid = chunk.is_valid().to_numpy(zero_copy_only=False) if validity is not None else None
+        for i in range(len(chunk)):
+            if valid is not None and not valid[i]:
+                out.append(None)
+            else:
+                out.append(data[offsets[i] : offsets[i + 1]].view(dtype))
+    return out
+
+
 def decode_records(table: pa.Table, *, colbert_dim: int) -> list[Record]:
-    """The ``encoded`` rows of a worker output table, as :class:`Record` objects."""
+    """The ``encoded`` rows of a worker output table, as :class:`Record` objects (vectors are
+    read-only views of the table's buffers)."""
+    keep = [i for i, s in enumerate(table.column("status").to_pylist()) if s == "encoded"]
+    if not keep:
+        return []
+    table = table.take(pa.array(keep, type=pa.int64())) if len(keep) < table.num_rows else table
+    ids = table.column("id").to_pylist()
+    texts = table.column("text").to_pylist()
+    metas = table.column("metadata").to_pylist()
+    hashes = table.column("hash").to_pylist()
+    rows = table.column("colbert_rows").to_pylist()
+    dense = _views(table.column("dense"), np.float32)
+    sp_i = _views(table.column("sparse_indices"), np.int32)
+    sp_v = _views(table.column("sparse_values"), np.float32)
+    colbert = _views(table.column("colbert"), np.float32)
     out: list[Record] = []
-    for row in table.to_pylist():
-        if row["status"] != "encoded":
-            continue
-        dense = None if row["dense"] is None else np.frombuffer(row["dense"], dtype=np.float32)
-        sparse = None
-        if row["sparse_indices"] is not None:
-            sparse = SparseVector(
-                np.frombuffer(row["sparse_indices"], dtype=np.int32),
-                np.frombuffer(row["sparse_values"], dtype=np.float32),
+    for i, rid in enumerate(ids):
+        si, sv, cb = sp_i[i], sp_v[i], colbert[i]
+        out.append(
+            Record(
+                rid,
+                texts[i],
+                json.loads(metas[i]),
+                hashes[i],
+                dense[i],
+                None if si is None or sv is None else SparseVector(si, sv),
+                None if cb is None else cb.reshape(int(rows[i]), colbert_dim),
             )
-        colbert = None
-        if row["colbert"] is not None:
-            colbert = np.frombuffer(row["colbert"], dtype=np.float32).reshape(int(row["colbert_rows"]), colbert_dim)
-        out.append(Record(row["id"], row["text"], json.loads(row["metadata"]), row["hash"], dense, sparse, colbert))
+        )
     return out

@@ -10,6 +10,7 @@ single writer (embedded stores).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +33,10 @@ OnError = Literal["fail", "skip"]
 @dataclass(frozen=True)
 class WorkerConfig:
     """What each actor needs (pickled once into the actor's constructor).
+
+    Each call gets one block of rows (``ingest(chunk_size=...)``), encoded in one encoder call
+    (length-sorted batches of ``batch_size``, as ``VectorIndex`` does per chunk) and written
+    (server stores) ``batch_size`` rows per upsert.
 
     ``model`` is a model name / folder (loaded like ``bge index`` does) or a zero-argument
     picklable callable returning an encoder. ``store_uri`` is set for server stores (the
@@ -134,7 +139,10 @@ class EncodeWorker:
             todo = keep
         records = self._encode(todo, status) if todo else []
         if self.store is not None and records:
-            self._store_call(lambda: self.store.upsert(records), f"writing {len(records)} rows")
+            step = max(1, cfg.batch_size)
+            for start in range(0, len(records), step):
+                part = records[start : start + step]
+                self._store_call(functools.partial(self.store.upsert, part), f"writing {len(part)} rows")
             status.extend((r.id, "written", None) for r in records)
             records = []
         return status_table(status, records)

@@ -51,6 +51,7 @@ def test_minilm_worker_killed_mid_job_still_equals_single_process(
         model=str(minilm_path),
         workers=2,
         batch_size=4,
+        chunk_size=4,  # many small blocks, so the kill lands mid-job
         dtype="float32",
         on_progress=kill_one_worker,
         max_restarts=2,
@@ -83,7 +84,7 @@ ray.init(address=sys.argv[1], logging_level=logging.WARNING, log_to_driver=False
 def progress(p):
     print(f"WRITTEN {p.written}", flush=True)
 bge_ray.ingest(ray.data.from_items(rows(int(sys.argv[4]), seed=2)), sys.argv[2], model=sys.argv[3], workers=2,
-               batch_size=4, dtype="float32", on_progress=progress)
+               batch_size=4, chunk_size=4, dtype="float32", on_progress=progress)
 print("DONE", flush=True)
 """
 
@@ -135,6 +136,7 @@ def test_driver_sigkill_then_rerun_encodes_only_the_missing_rows(
         model=CountingModel(str(tiny_m3_path), str(counts)),
         workers=2,
         batch_size=4,
+        chunk_size=4,  # many small blocks, so the kill lands mid-job
         dtype="float32",
     )
     # Only the rows the killed run had not stored are encoded (counted in the workers' encoder).

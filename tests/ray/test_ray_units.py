@@ -88,3 +88,50 @@ def test_server_uris_are_written_by_the_workers() -> None:
         and not is_server_uri("milvus:./x.db")
         and not is_server_uri("qdrant::memory:")
     )
+
+
+def test_encoded_records_round_trip_through_the_arrow_columns() -> None:
+    from bge_core.index import Record
+    from bge_core.types import SparseVector
+    from bge_ray.rows import decode_records, status_table
+
+    rng = np.random.default_rng(0)
+    records = [
+        Record(
+            f"id{i}",
+            f"text {i}",
+            {"n": i},
+            f"h{i}",
+            rng.random(8, dtype=np.float32),
+            None if i % 3 == 0 else SparseVector(np.arange(i, dtype=np.int32), rng.random(i, dtype=np.float32)),
+            None if i == 4 else rng.random((i + 1, 5), dtype=np.float32),
+        )
+        for i in range(7)
+    ]
+    table = status_table([("s", "skipped", None), (None, "failed", "boom")], records)
+    assert table.num_rows == 9 and table.column("status").to_pylist()[:2] == ["skipped", "failed"]
+    # Slices and several chunks: the offsets of each chunk are honoured.
+    table = pa.concat_tables([table.slice(0, 4), table.slice(4)])
+    out = decode_records(table, colbert_dim=5)
+    assert [r.id for r in out] == [r.id for r in records]
+    for want, got in zip(records, out):
+        assert (got.text, got.metadata, got.hash) == (want.text, want.metadata, want.hash)
+        np.testing.assert_array_equal(got.dense, want.dense)
+        if want.sparse is None:
+            assert got.sparse is None
+        else:
+            assert got.sparse is not None
+            np.testing.assert_array_equal(got.sparse.indices, want.sparse.indices)
+            np.testing.assert_array_equal(got.sparse.values, want.sparse.values)
+        if want.colbert is None:
+            assert got.colbert is None
+        else:
+            assert got.colbert is not None and got.colbert.dtype == np.float32
+            np.testing.assert_array_equal(got.colbert, want.colbert)
+
+
+def test_chunk_size_must_be_positive(tmp_path: Any) -> None:
+    import bge_ray
+
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        bge_ray.ingest(str(tmp_path), f"qdrant:{tmp_path / 'x'}", chunk_size=0)
