@@ -74,7 +74,7 @@ from bge_qdrant.points import (
 )
 from bge_qdrant.queries import qdrant_rrf_k
 
-__all__ = ["DEFAULT_BUILD_THRESHOLD", "LOCK_NAME", "MARKER_NAME", "EdgeStore", "PayloadIndexType"]
+__all__ = ["DEFAULT_BUILD_THRESHOLD", "DEFAULT_EF_CONSTRUCT", "LOCK_NAME", "MARKER_NAME", "EdgeStore", "PayloadIndexType"]
 
 logger = logging.getLogger("bge_qdrant")
 
@@ -84,6 +84,8 @@ _FORMAT = "bge-edge"
 _VERSION = 1
 #: Points written since the last HNSW build that trigger a build during ingest.
 DEFAULT_BUILD_THRESHOLD = 100_000
+#: HNSW ef_construct of new collections (Qdrant's default is 100).
+DEFAULT_EF_CONSTRUCT = 64
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 PayloadIndexType = Literal["keyword", "integer", "float", "bool"]
 _SCROLL_PAGE = 512
@@ -104,7 +106,12 @@ class EdgeStore:
             ``colbert_hnsw``, ``dense_on_disk``, ``colbert_on_disk``, ``colbert_max_vectors``).
         payload_indexes: ``{metadata_key: "keyword" | "integer" | "float" | "bool"}`` payload
             indexes created with the collection (or added to an existing one).
-        hnsw_m / hnsw_ef_construct: HNSW graph parameters of the dense vector.
+        hnsw_m / hnsw_ef_construct: HNSW graph parameters of the dense vector (ef_construct 64:
+            half the build time of Qdrant's 100 at the same recall@10, BENCHMARKS.md section 8).
+        hnsw_indexing_threads: threads of one HNSW build (0: all cores).
+        max_segment_points: the optimizer merges segments only up to about this many points
+            (default 1.5x ``build_threshold``), so a build indexes the new points instead of
+            re-indexing everything written before (set when the collection is created).
         hnsw_ef: search-time beam width (default: Qdrant's, ``ef_construct``).
         build_threshold: points written since the last build that trigger an HNSW build in
             the middle of an ingest (``None``: only at the end). See the module docstring.
@@ -121,8 +128,10 @@ class EdgeStore:
         layout: QdrantLayout | None = None,
         payload_indexes: Mapping[str, PayloadIndexType] | None = None,
         hnsw_m: int = 16,
-        hnsw_ef_construct: int = 100,
+        hnsw_ef_construct: int = DEFAULT_EF_CONSTRUCT,
         hnsw_ef: int | None = None,
+        hnsw_indexing_threads: int = 0,
+        max_segment_points: int | None = None,
         build_threshold: int | None = DEFAULT_BUILD_THRESHOLD,
         show_progress: bool | None = None,
     ) -> None:
@@ -133,6 +142,10 @@ class EdgeStore:
             )
         if build_threshold is not None and build_threshold < 1:
             raise ValueError(f"build_threshold must be >= 1 or None, got {build_threshold}")
+        if max_segment_points is not None and max_segment_points < 1:
+            raise ValueError(f"max_segment_points must be >= 1 or None, got {max_segment_points}")
+        if hnsw_indexing_threads < 0:
+            raise ValueError(f"hnsw_indexing_threads must be >= 0 (0: all cores), got {hnsw_indexing_threads}")
         for key, kind in (payload_indexes or {}).items():
             payload_path(key)  # refuses keys that cannot be a payload path
             if kind not in ("keyword", "integer", "float", "bool"):
@@ -148,6 +161,8 @@ class EdgeStore:
         self.hnsw_m = hnsw_m
         self.hnsw_ef_construct = hnsw_ef_construct
         self.hnsw_ef = hnsw_ef
+        self.hnsw_indexing_threads = hnsw_indexing_threads
+        self.max_segment_points = max_segment_points or (build_threshold or DEFAULT_BUILD_THRESHOLD) * 3 // 2
         self.build_threshold = build_threshold
         self.show_progress = show_progress
         self._shard: Any = None
@@ -292,7 +307,10 @@ class EdgeStore:
                 distance=qe.Distance.Cosine,
                 on_disk=True if layout.dense_on_disk else None,
                 hnsw_config=qe.HnswIndexConfig(
-                    m=self.hnsw_m, ef_construct=self.hnsw_ef_construct, full_scan_threshold=10_000
+                    m=self.hnsw_m,
+                    ef_construct=self.hnsw_ef_construct,
+                    full_scan_threshold=10_000,
+                    max_indexing_threads=self.hnsw_indexing_threads,
                 ),
             )
         if spec.colbert_dim is not None:
@@ -310,7 +328,15 @@ class EdgeStore:
         sparse = None
         if spec.sparse:
             sparse = {SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf if layout.sparse_idf else None)}
-        return qe.EdgeConfig(vectors=vectors or None, sparse_vectors=sparse)
+        optimizers = None
+        if spec.dense_dim is not None:
+            # Qdrant sizes segments in KB of vectors: without a cap the optimizer merges the
+            # graph built at the last threshold with the new points and re-indexes all of them
+            # (each build slower than the one before); capped, a build indexes the new points.
+            optimizers = qe.EdgeOptimizersConfig(
+                max_segment_size=max(1, self.max_segment_points * spec.dense_dim * 4 // 1024)
+            )
+        return qe.EdgeConfig(vectors=vectors or None, sparse_vectors=sparse, optimizers=optimizers)
 
     def _load_or_create(self, entry: dict[str, Any]) -> Any:
         qe = require_edge()
