@@ -120,8 +120,9 @@ def point_id(i: int) -> str:
 
 
 # -- exact ground truth -------------------------------------------------------------------------
-def ground_truth(n: int, dim: int, q: int) -> dict[str, Any]:
-    """Exact dense top-10, exact hybrid (RRF k=60 over exact top-100 dense and sparse) top-10."""
+def ground_truth(n: int, dim: int, q: int, upto: int | None = None) -> dict[str, Any]:
+    """Exact dense top-10, exact hybrid (RRF k=60 over exact top-100 dense and sparse) top-10,
+    over the first ``upto`` points (default all ``n``: a capped run is scored on what it wrote)."""
     from scipy import sparse as sp
 
     from bge_core.scoring import rrf_fusion
@@ -139,7 +140,7 @@ def ground_truth(n: int, dim: int, q: int) -> dict[str, Any]:
     best_di = np.zeros((q, PREFETCH), dtype=np.int64)
     best_s = np.full((q, PREFETCH), -np.inf, dtype=np.float32)
     best_si = np.zeros((q, PREFETCH), dtype=np.int64)
-    for start in range(0, n, CHUNK):
+    for start in range(0, n if upto is None else upto, CHUNK):
         x, sparse, _ = chunk(n, dim, start)
         d = qd @ x.T
         smat = sp.csr_matrix(
@@ -382,7 +383,7 @@ def fmt(row: dict[str, Any], truth: dict[str, Any] | None) -> str:
         return f"| {row['store']} | {row['n']:,} | {row.get('policy', '-')} | {rate} ({row.get('write')}) |" + " - |" * 11
     capped = "write" in row
     rd = rh = "n/a"
-    if not capped and truth is not None:
+    if truth is not None:  # capped runs: against exact search over the points written
         rd = f"{recall(row['dense_got'], truth['dense'][: row['dense_queries']]):.3f}"
         rh = f"{recall(row['hybrid_got'], truth['hybrid'][: row['hybrid_queries']]):.3f}"
     over = f" (over {row['written']:,})" if capped else ""
@@ -445,14 +446,20 @@ def main() -> None:
         f"bench_scale: dim {args.dim}, {args.queries} queries, cap {args.cap:.0f}s; {cpu}, {os.cpu_count()} cores (shared machine)"
     )
     print(HEADER, flush=True)
-    truths: dict[int, dict[str, Any]] = {}
+    truths: dict[tuple[int, int], dict[str, Any]] = {}
     rows = []
     for kind, n, policy in plan:
         row = child(args, kind, n, policy)
-        if n not in truths and not args.no_truth:  # after the child: it is timed without this load
-            truths[n] = ground_truth(n, args.dim, args.queries)
+        if args.json:  # the row first, so a run stopped during the ground truth keeps it
+            args.json.write_text(json.dumps([*rows, row], indent=1))
+        truth = None
+        if not args.no_truth and "write_s" in row:  # after the child: it is timed without this load
+            key = (n, row["written"])
+            if key not in truths:
+                truths[key] = ground_truth(n, args.dim, args.queries, upto=row["written"])
+            truth = truths[key]
         rows.append(row)
-        print(fmt(row, truths.get(n)), flush=True)
+        print(fmt(row, truth), flush=True)
         if args.json:  # after every row, so a run stopped later keeps what it measured
             args.json.write_text(json.dumps(rows, indent=1))
 
