@@ -27,7 +27,7 @@ hours, also whenever the points written since the last build pass ``build_thresh
 100,000), with a progress line. Segments are capped at 1.5x that many points
 (``max_segment_points``), so such a build indexes only the new points: the cost of the builds
 of an ingest grows with N, not N^2. ``hnsw_ef_construct`` is 64 (Qdrant: 100): half the build
-CPU time at the same recall@10 on the benchmark data.
+CPU time at the same recall@10 on 50k benchmark points (to re-check at 1M, section 8).
 
 Durability: every write goes through Edge's write-ahead log before the call returns, so a
 killed process loses at most the batch in flight; the index's content hashes make a re-run
