@@ -18,6 +18,7 @@ blocks). A store that cannot finish writing within ``--cap`` seconds is reported
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -45,6 +46,7 @@ PREFETCH = 100
 
 
 # -- data ------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=2)
 def centers(n: int, dim: int) -> np.ndarray:
     c = np.random.default_rng(12345).normal(size=(max(n // 100, 10), dim)).astype(np.float32)
     return c / np.linalg.norm(c, axis=1, keepdims=True)
@@ -62,6 +64,30 @@ def _zipf_terms(rng: np.random.Generator, k: int) -> np.ndarray:
     )
 
 
+def _zipf_rows(rng: np.random.Generator, rows: int, k: int) -> np.ndarray:
+    """``rows`` x ``k`` sorted distinct term ids: per row, Zipf(1.3) draws (``2k`` a round, ids
+    below VOCAB) until ``k`` distinct ones, then ``k`` of them (the distribution of ``_zipf_terms``,
+    vectorised: 1M points are generated in about a minute instead of ten)."""
+    big = np.iinfo(np.int64).max
+    draws = np.full((rows, 0), big, dtype=np.int64)
+    need = np.ones(rows, dtype=bool)
+    while True:
+        extra = rng.zipf(1.3, size=(rows, 2 * k)) - 1
+        extra[(extra >= VOCAB) | ~need[:, None]] = big
+        draws = np.sort(np.concatenate([draws, extra], axis=1), axis=1)
+        first = np.ones_like(draws, dtype=bool)
+        first[:, 1:] = draws[:, 1:] != draws[:, :-1]
+        first &= draws != big
+        need = first.sum(axis=1) < k
+        if not need.any():
+            break
+    # k of the distinct ids at random (``_zipf_terms`` takes the first k in set order)
+    keys = rng.random(draws.shape)
+    keys[~first] = 2.0
+    chosen = np.take_along_axis(draws, np.argpartition(keys, k - 1, axis=1)[:, :k], axis=1)
+    return np.sort(chosen, axis=1).astype(np.int32)
+
+
 def chunk(n: int, dim: int, start: int) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
     """Points ``start .. start+CHUNK`` (dense, sparse (indices, values), cluster ids)."""
     size = min(CHUNK, n - start)
@@ -70,10 +96,9 @@ def chunk(n: int, dim: int, start: int) -> tuple[np.ndarray, list[tuple[np.ndarr
     cid = rng.integers(0, len(c), size=size)
     x = c[cid] + rng.normal(scale=0.35 / np.sqrt(dim) * 4, size=(size, dim)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    sparse = []
-    for _ in range(size):
-        idx = np.unique(_zipf_terms(rng, NNZ))
-        sparse.append((idx, rng.uniform(0.05, 0.4, size=idx.size).astype(np.float32)))
+    terms = _zipf_rows(rng, size, NNZ)
+    values = rng.uniform(0.05, 0.4, size=terms.shape).astype(np.float32)
+    sparse = [(terms[j], values[j]) for j in range(size)]
     return x.astype(np.float32), sparse, cid
 
 
@@ -95,8 +120,9 @@ def point_id(i: int) -> str:
 
 
 # -- exact ground truth -------------------------------------------------------------------------
-def ground_truth(n: int, dim: int, q: int) -> dict[str, Any]:
-    """Exact dense top-10, exact hybrid (RRF k=60 over exact top-100 dense and sparse) top-10."""
+def ground_truth(n: int, dim: int, q: int, upto: int | None = None) -> dict[str, Any]:
+    """Exact dense top-10, exact hybrid (RRF k=60 over exact top-100 dense and sparse) top-10,
+    over the first ``upto`` points (default all ``n``: a capped run is scored on what it wrote)."""
     from scipy import sparse as sp
 
     from bge_core.scoring import rrf_fusion
@@ -114,7 +140,7 @@ def ground_truth(n: int, dim: int, q: int) -> dict[str, Any]:
     best_di = np.zeros((q, PREFETCH), dtype=np.int64)
     best_s = np.full((q, PREFETCH), -np.inf, dtype=np.float32)
     best_si = np.zeros((q, PREFETCH), dtype=np.int64)
-    for start in range(0, n, CHUNK):
+    for start in range(0, n if upto is None else upto, CHUNK):
         x, sparse, _ = chunk(n, dim, start)
         d = qd @ x.T
         smat = sp.csr_matrix(
@@ -181,6 +207,14 @@ def records(n: int, dim: int, start: int) -> Iterator[Any]:
         )
 
 
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def disk_bytes(path: Path) -> int:
     total = 0
     for p in path.rglob("*"):
@@ -207,30 +241,62 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
     )
     store = open_store(kind, folder, threshold)
     out: dict[str, Any] = {"store": kind, "n": n, "dim": dim, "policy": policy if kind == "edge" else "-"}
+    out["load_start"] = os.getloadavg()[0]
+    builds = {"n": 0, "wall": 0.0, "cpu": 0.0}
+    if kind == "edge":  # time the HNSW builds that run inside upsert apart from the writes
+        real_build = store.build_index
+
+        def timed_build() -> bool:
+            w, c = time.perf_counter(), time.process_time()
+            try:
+                return bool(real_build())
+            finally:
+                builds["n"] += 1
+                builds["wall"] += time.perf_counter() - w
+                builds["cpu"] += time.process_time() - c
+                log(f"  build {builds['n']}: {time.perf_counter() - w:.1f}s wall")
+
+        store.build_index = timed_build
     try:
         store.ensure(CollectionSpec(dense_dim=dim, sparse=True, colbert_dim=None))
         t0 = time.perf_counter()
+        c0 = time.process_time()
         written = 0
-        gen_s = 0.0
+        gen_s = gen_cpu = 0.0
         for start in range(0, n, CHUNK):
-            g = time.perf_counter()
+            g, gc = time.perf_counter(), time.process_time()
             recs = list(records(n, dim, start))
             gen_s += time.perf_counter() - g
+            gen_cpu += time.process_time() - gc
             for b in range(0, len(recs), 1000):
                 store.upsert(recs[b : b + 1000])
             written += len(recs)
+            del recs
+            if written % 100_000 == 0 or written == n:
+                el = time.perf_counter() - t0 - gen_s
+                log(
+                    f"  {written:,} written: {el:.0f}s ({written / max(el - builds['wall'], 1e-9):,.0f}/s without "
+                    f"builds), {builds['n']} builds {builds['wall']:.0f}s, RSS {rss_mb():,.0f} MB, load {os.getloadavg()[0]:.1f}"
+                )
             if time.perf_counter() - t0 - gen_s > cap:
                 # capped: searches are still timed, on what was written (no recall then)
                 out["write"] = f"capped: {written:,} of {n:,} in {time.perf_counter() - t0 - gen_s:.0f}s"
                 break
-        write_s = time.perf_counter() - t0 - gen_s
+        ingest_s = time.perf_counter() - t0 - gen_s
+        write_s = ingest_s - builds["wall"]
         out["write_s"] = write_s
         out["written"] = written
         out["write_rate"] = written / write_s
+        out["write_rate_cpu"] = written / max(time.process_time() - c0 - gen_cpu - builds["cpu"], 1e-9)
+        out["ingest_rate"] = written / ingest_s  # builds during the ingest included
+        out["builds_during_ingest"] = builds["n"]
+        out["build_s_during_ingest"] = builds["wall"]
+        out["rss_after_write_mb"] = rss_mb()
         qd, qs = queries(n, dim, q)
         t1 = time.perf_counter()
         if kind == "edge":
             store.build_index()
+            out["segments"] = store._shard.info().segments_count
         req0 = SearchRequest("dense", 10, qd[0], None, None, "rrf", 60, (1.0, 1.0), PREFETCH, None)
         store.query(req0)
         out["searchable_s"] = time.perf_counter() - t1
@@ -260,6 +326,7 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
                 if spent > search_cap and i >= 4:
                     break
         out["count"] = store.count()
+        out["load_end"] = os.getloadavg()[0]
         for mode in ("dense", "hybrid"):
             a = np.array(lat[mode]) * 1000
             out[f"{mode}_p50_ms"] = float(np.percentile(a, 50))
@@ -297,11 +364,12 @@ def child(args: argparse.Namespace, kind: str, n: int, policy: str) -> dict[str,
         str(args.search_cap),
     ]
     try:
-        r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=args.cap * 3 + 600)
+        # the child's progress lines (stderr) pass through
+        r = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, text=True, timeout=args.cap * 3 + 600)
     except subprocess.TimeoutExpired:
         return {"store": kind, "n": n, "dim": args.dim, "write": f"timed out after {args.cap * 3 + 600:.0f}s"}
     if r.returncode != 0:
-        return {"store": kind, "n": n, "dim": args.dim, "write": f"failed: {r.stderr.strip().splitlines()[-1:]}"}
+        return {"store": kind, "n": n, "dim": args.dim, "write": f"failed with exit code {r.returncode} (see stderr)"}
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -309,30 +377,32 @@ def recall(got: list[list[str]], want: list[list[str]]) -> float:
     return float(np.mean([len(set(g[:10]) & set(w)) / len(w) for g, w in zip(got, want)]))
 
 
-def fmt(row: dict[str, Any], truth: dict[str, Any]) -> str:
-    if "write" in row and "dense_p50_ms" in row:  # capped, searched what was written
-        return (
-            f"| {row['store']} | {row['n']:,} | - | {row['write_rate']:,.0f}/s ({row['write']}) | {row['searchable_s']:.1f} s | "
-            f"{row['dense_p50_ms']:.2f} / {row['dense_p99_ms']:.2f} (over {row['written']:,}) | "
-            f"{row['hybrid_p50_ms']:.2f} / {row['hybrid_p99_ms']:.2f} | n/a | n/a | {row['dense_queries']}/{row['hybrid_queries']} | "
-            f"{row['peak_rss_mb']:,.0f} | {row['disk_bytes'] / 1e6:,.0f} |"
-        )
+def fmt(row: dict[str, Any], truth: dict[str, Any] | None) -> str:
     if "write_s" not in row:
         rate = f"{row['write_rate']:,.0f}/s" if "write_rate" in row else "-"
-        return f"| {row['store']} | {row['n']:,} | {row.get('policy', '-')} | {rate} ({row.get('write')}) | - | - | - | - | - | - | {row.get('peak_rss_mb', 0):,.0f} | - |"
-    rd = recall(row["dense_got"], truth["dense"][: row["dense_queries"]])
-    rh = recall(row["hybrid_got"], truth["hybrid"][: row["hybrid_queries"]])
+        return f"| {row['store']} | {row['n']:,} | {row.get('policy', '-')} | {rate} ({row.get('write')}) |" + " - |" * 11
+    capped = "write" in row
+    rd = rh = "n/a"
+    if truth is not None:  # capped runs: against exact search over the points written
+        rd = f"{recall(row['dense_got'], truth['dense'][: row['dense_queries']]):.3f}"
+        rh = f"{recall(row['hybrid_got'], truth['hybrid'][: row['hybrid_queries']]):.3f}"
+    over = f" (over {row['written']:,})" if capped else ""
+    ingest = row.get("ingest_rate", row["write_rate"])
     return (
-        f"| {row['store']} | {row['n']:,} | {row.get('policy', '-')} | {row['write_rate']:,.0f}/s | {row['searchable_s']:.1f} s | "
-        f"{row['dense_p50_ms']:.2f} / {row['dense_p99_ms']:.2f} | {row['hybrid_p50_ms']:.2f} / {row['hybrid_p99_ms']:.2f} | "
-        f"{rd:.3f} | {rh:.3f} | {row['dense_queries']}/{row['hybrid_queries']} | {row['peak_rss_mb']:,.0f} | {row['disk_bytes'] / 1e6:,.0f} |"
+        f"| {row['store']} | {row['n']:,} | {row.get('policy', '-')} | {row['write_rate']:,.0f}/s"
+        f"{' (' + row['write'] + ')' if capped else ''} | {row.get('write_rate_cpu', 0):,.0f}/s | "
+        f"{ingest:,.0f}/s ({row.get('builds_during_ingest', 0)} builds, {row.get('build_s_during_ingest', 0):.0f} s) | "
+        f"{row['searchable_s']:.1f} s | {row['dense_p50_ms']:.2f} / {row['dense_p99_ms']:.2f}{over} | "
+        f"{row['hybrid_p50_ms']:.2f} / {row['hybrid_p99_ms']:.2f} | {rd} | {rh} | {row['dense_queries']}/{row['hybrid_queries']} | "
+        f"{row['peak_rss_mb']:,.0f} | {row['disk_bytes'] / 1e6:,.0f} | {row.get('load_start', 0):.0f}-{row.get('load_end', 0):.0f} |"
     )
 
 
 HEADER = (
-    "| store | N | HNSW build | write rate | until searchable | dense p50 / p99 ms | hybrid p50 / p99 ms | "
-    "recall@10 dense | recall@10 hybrid | queries timed | peak RSS MB | disk MB |\n"
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    "| store | N | HNSW build | write rate (builds apart) | writes per CPU-second | ingest incl. builds | "
+    "until searchable | dense p50 / p99 ms | hybrid p50 / p99 ms | recall@10 dense | recall@10 hybrid | "
+    "queries timed | peak RSS MB | disk MB | load |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 )
 
 
@@ -348,6 +418,7 @@ def main() -> None:
     )
     ap.add_argument("--policies", type=int, default=0, help="compare Edge HNSW build timings at this N")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--no-truth", action="store_true", help="skip the exact ground truth (no recall)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument(
@@ -375,18 +446,22 @@ def main() -> None:
         f"bench_scale: dim {args.dim}, {args.queries} queries, cap {args.cap:.0f}s; {cpu}, {os.cpu_count()} cores (shared machine)"
     )
     print(HEADER, flush=True)
-    truths: dict[int, dict[str, Any]] = {}
+    truths: dict[tuple[int, int], dict[str, Any]] = {}
     rows = []
     for kind, n, policy in plan:
-        if n not in truths:
-            truths[n] = ground_truth(n, args.dim, args.queries)
         row = child(args, kind, n, policy)
+        if args.json:  # the row first, so a run stopped during the ground truth keeps it
+            args.json.write_text(json.dumps([*rows, row], indent=1))
+        truth = None
+        if not args.no_truth and "write_s" in row:  # after the child: it is timed without this load
+            key = (n, row["written"])
+            if key not in truths:
+                truths[key] = ground_truth(n, args.dim, args.queries, upto=row["written"])
+            truth = truths[key]
         rows.append(row)
-        print(fmt(row, truths[n]), flush=True)
-    if args.json:
-        args.json.write_text(
-            json.dumps([{k: v for k, v in r.items() if not k.endswith("_got")} for r in rows], indent=1)
-        )
+        print(fmt(row, truth), flush=True)
+        if args.json:  # after every row, so a run stopped later keeps what it measured
+            args.json.write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

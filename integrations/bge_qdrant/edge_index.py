@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Self
 
 from bge_core.index import IndexEncoder, RetryPolicy, VectorIndex
-from bge_qdrant.edge_store import DEFAULT_BUILD_THRESHOLD, EdgeStore, PayloadIndexType
+from bge_qdrant.edge_store import DEFAULT_BUILD_THRESHOLD, DEFAULT_EF_CONSTRUCT, EdgeStore, PayloadIndexType
 from bge_qdrant.layout import QdrantLayout
 
 __all__ = ["QdrantEdgeIndex"]
@@ -42,6 +42,7 @@ class QdrantEdgeIndex(VectorIndex):
         sparse_idf / colbert_hnsw / colbert_on_disk / dense_on_disk / colbert_max_vectors: as
             for :class:`bge_qdrant.QdrantIndex`.
         hnsw_m / hnsw_ef_construct / hnsw_ef: HNSW parameters (search ``ef`` default: Qdrant's).
+        hnsw_indexing_threads / max_segment_points: see :class:`bge_qdrant.edge_store.EdgeStore`.
         build_threshold: points between HNSW builds during an ingest (None: only at the end).
         show_progress / write_batch_size / chunk_size / retry: see ``VectorIndex``.
     """
@@ -64,8 +65,10 @@ class QdrantEdgeIndex(VectorIndex):
         dense_on_disk: bool = False,
         colbert_max_vectors: int | None = None,
         hnsw_m: int = 16,
-        hnsw_ef_construct: int = 100,
+        hnsw_ef_construct: int = DEFAULT_EF_CONSTRUCT,
         hnsw_ef: int | None = None,
+        hnsw_indexing_threads: int = 0,
+        max_segment_points: int | None = None,
         build_threshold: int | None = DEFAULT_BUILD_THRESHOLD,
         show_progress: bool | None = None,
         write_batch_size: int = 256,
@@ -87,6 +90,8 @@ class QdrantEdgeIndex(VectorIndex):
             hnsw_m=hnsw_m,
             hnsw_ef_construct=hnsw_ef_construct,
             hnsw_ef=hnsw_ef,
+            hnsw_indexing_threads=hnsw_indexing_threads,
+            max_segment_points=max_segment_points,
             build_threshold=build_threshold,
             show_progress=show_progress,
         )

@@ -18,12 +18,16 @@ segment searched by brute force until :meth:`EdgeStore.build_index` (``EdgeShard
 turns it into an HNSW segment. For 30,000 384-d points + sparse (shared 2-core machine):
 building every 5,000 points blocked ingest down to 30 points/s (about 1,000 s in all), every
 15,000 points to 288/s (104 s), while building once at the end wrote 4,446/s and was searchable
-62 s after the last write (69 s in all): each build re-indexes the merged segment, so frequent
-builds cost far more than one. The store therefore builds once at the end of every
-``add_texts`` / ``add_documents`` call (:class:`bge_qdrant.QdrantEdgeIndex` calls
-:meth:`finish_ingest`; :meth:`close` does it too, which covers ``bge index``) and, so that a
-very long ingest is not searched by brute force for hours, also whenever the points written
-since the last build pass ``build_threshold`` (default 100,000), with a progress line.
+62 s after the last write (69 s in all): with Qdrant's default optimizer settings each build
+merged the previous graph with the new points and re-indexed all of them. The store therefore
+builds once at the end of every ``add_texts`` / ``add_documents`` call
+(:class:`bge_qdrant.QdrantEdgeIndex` calls :meth:`finish_ingest`; :meth:`close` does it too,
+which covers ``bge index``) and, so that a very long ingest is not searched by brute force for
+hours, also whenever the points written since the last build pass ``build_threshold`` (default
+100,000), with a progress line. Segments are capped at 1.5x that many points
+(``max_segment_points``), so such a build indexes only the new points: the cost of the builds
+of an ingest grows with N, not N^2. ``hnsw_ef_construct`` is 64 (Qdrant: 100): half the build
+CPU time at the same recall@10 on 50k benchmark points (to re-check at 1M, section 8).
 
 Durability: every write goes through Edge's write-ahead log before the call returns, so a
 killed process loses at most the batch in flight; the index's content hashes make a re-run
@@ -75,7 +79,7 @@ from bge_qdrant.points import (
 )
 from bge_qdrant.queries import qdrant_rrf_k
 
-__all__ = ["DEFAULT_BUILD_THRESHOLD", "LOCK_NAME", "MARKER_NAME", "EdgeStore", "PayloadIndexType"]
+__all__ = ["DEFAULT_BUILD_THRESHOLD", "DEFAULT_EF_CONSTRUCT", "LOCK_NAME", "MARKER_NAME", "EdgeStore", "PayloadIndexType"]
 
 logger = logging.getLogger("bge_qdrant")
 
@@ -85,6 +89,8 @@ _FORMAT = "bge-edge"
 _VERSION = 1
 #: Points written since the last HNSW build that trigger a build during ingest.
 DEFAULT_BUILD_THRESHOLD = 100_000
+#: HNSW ef_construct of new collections (Qdrant's default is 100).
+DEFAULT_EF_CONSTRUCT = 64
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 PayloadIndexType = Literal["keyword", "integer", "float", "bool"]
 _SCROLL_PAGE = 512
@@ -105,7 +111,12 @@ class EdgeStore:
             ``colbert_hnsw``, ``dense_on_disk``, ``colbert_on_disk``, ``colbert_max_vectors``).
         payload_indexes: ``{metadata_key: "keyword" | "integer" | "float" | "bool"}`` payload
             indexes created with the collection (or added to an existing one).
-        hnsw_m / hnsw_ef_construct: HNSW graph parameters of the dense vector.
+        hnsw_m / hnsw_ef_construct: HNSW graph parameters of the dense vector (ef_construct 64:
+            half the build time of Qdrant's 100 at the same recall@10, BENCHMARKS.md section 8).
+        hnsw_indexing_threads: threads of one HNSW build (0: all cores).
+        max_segment_points: the optimizer merges segments only up to about this many points
+            (default 1.5x ``build_threshold``), so a build indexes the new points instead of
+            re-indexing everything written before (set when the collection is created).
         hnsw_ef: search-time beam width (default: Qdrant's, ``ef_construct``).
         build_threshold: points written since the last build that trigger an HNSW build in
             the middle of an ingest (``None``: only at the end). See the module docstring.
@@ -122,8 +133,10 @@ class EdgeStore:
         layout: QdrantLayout | None = None,
         payload_indexes: Mapping[str, PayloadIndexType] | None = None,
         hnsw_m: int = 16,
-        hnsw_ef_construct: int = 100,
+        hnsw_ef_construct: int = DEFAULT_EF_CONSTRUCT,
         hnsw_ef: int | None = None,
+        hnsw_indexing_threads: int = 0,
+        max_segment_points: int | None = None,
         build_threshold: int | None = DEFAULT_BUILD_THRESHOLD,
         show_progress: bool | None = None,
     ) -> None:
@@ -134,6 +147,10 @@ class EdgeStore:
             )
         if build_threshold is not None and build_threshold < 1:
             raise ValueError(f"build_threshold must be >= 1 or None, got {build_threshold}")
+        if max_segment_points is not None and max_segment_points < 1:
+            raise ValueError(f"max_segment_points must be >= 1 or None, got {max_segment_points}")
+        if hnsw_indexing_threads < 0:
+            raise ValueError(f"hnsw_indexing_threads must be >= 0 (0: all cores), got {hnsw_indexing_threads}")
         for key, kind in (payload_indexes or {}).items():
             payload_path(key)  # refuses keys that cannot be a payload path
             if kind not in ("keyword", "integer", "float", "bool"):
@@ -149,6 +166,8 @@ class EdgeStore:
         self.hnsw_m = hnsw_m
         self.hnsw_ef_construct = hnsw_ef_construct
         self.hnsw_ef = hnsw_ef
+        self.hnsw_indexing_threads = hnsw_indexing_threads
+        self.max_segment_points = max_segment_points or (build_threshold or DEFAULT_BUILD_THRESHOLD) * 3 // 2
         self.build_threshold = build_threshold
         self.show_progress = show_progress
         self._shard: Any = None
@@ -293,7 +312,10 @@ class EdgeStore:
                 distance=qe.Distance.Cosine,
                 on_disk=True if layout.dense_on_disk else None,
                 hnsw_config=qe.HnswIndexConfig(
-                    m=self.hnsw_m, ef_construct=self.hnsw_ef_construct, full_scan_threshold=10_000
+                    m=self.hnsw_m,
+                    ef_construct=self.hnsw_ef_construct,
+                    full_scan_threshold=10_000,
+                    max_indexing_threads=self.hnsw_indexing_threads,
                 ),
             )
         if spec.colbert_dim is not None:
@@ -311,7 +333,15 @@ class EdgeStore:
         sparse = None
         if spec.sparse:
             sparse = {SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf if layout.sparse_idf else None)}
-        return qe.EdgeConfig(vectors=vectors or None, sparse_vectors=sparse)
+        optimizers = None
+        if spec.dense_dim is not None:
+            # Qdrant sizes segments in KB of vectors: without a cap the optimizer merges the
+            # graph built at the last threshold with the new points and re-indexes all of them
+            # (each build slower than the one before); capped, a build indexes the new points.
+            optimizers = qe.EdgeOptimizersConfig(
+                max_segment_size=max(1, self.max_segment_points * spec.dense_dim * 4 // 1024)
+            )
+        return qe.EdgeConfig(vectors=vectors or None, sparse_vectors=sparse, optimizers=optimizers)
 
     def _load_or_create(self, entry: dict[str, Any]) -> Any:
         qe = require_edge()
@@ -470,23 +500,43 @@ class EdgeStore:
         return np.asarray(vecs, dtype=np.float32).tolist()
 
     def _points(self, records: Sequence[Record]) -> list[Any]:
+        """``qdrant_edge.Point`` objects for ``records``: the Python -> Rust conversion, about
+        half of the CPU time of a write (profiled in BENCHMARKS.md section 8). Kept lean: dense
+        vectors go in as plain lists (they convert about 3x faster than numpy rows in the
+        binding), the binding itself validates the UUID ids (an invalid one raises before
+        anything is written), and no per-point helper runs for what a record does not have
+        (bool metadata, ColBERT vectors)."""
         qe = require_edge()
+        Point, Sparse = qe.Point, qe.SparseVector
         points = []
         for r in records:
             vector: dict[str, Any] = {}
             if r.dense is not None:
-                # lists convert about 2x faster than numpy arrays in the binding (measured)
+                # one row at a time: the list is freed right after the binding copies it, so
+                # its memory is reused for the next row (a whole-batch tolist is slower)
                 vector[DENSE] = np.asarray(r.dense, dtype=np.float32).tolist()
-            if r.sparse is not None and len(r.sparse) > 0:
-                vector[SPARSE] = qe.SparseVector(r.sparse.indices.tolist(), r.sparse.values.tolist())
-            colbert = self._colbert(r)
-            if colbert is not None:
-                vector[COLBERT] = colbert
-            payload = {TEXT_KEY: r.text, METADATA_KEY: r.metadata, HASH_KEY: r.hash}
-            mirror = bool_mirror(r.metadata)
-            if mirror:
-                payload[BOOL_MIRROR_KEY] = mirror
-            points.append(qe.Point(r.id, vector, payload))
+            sp = r.sparse
+            if sp is not None and sp.indices.size:
+                vector[SPARSE] = Sparse(sp.indices.tolist(), sp.values.tolist())
+            if r.colbert is not None:
+                colbert = self._colbert(r)
+                if colbert is not None:
+                    vector[COLBERT] = colbert
+            meta = r.metadata
+            payload = {TEXT_KEY: r.text, METADATA_KEY: meta, HASH_KEY: r.hash}
+            if meta and _has_bool(meta):
+                payload[BOOL_MIRROR_KEY] = bool_mirror(meta)
+            if type(r.id) is not str:
+                raise ValueError(f"record id {r.id!r} must be a UUID string (bge_core.index.make_id gives one)")
+            try:
+                points.append(Point(r.id, vector, payload))
+            except ValueError as exc:
+                if "UUID" in str(exc):
+                    raise ValueError(
+                        f"record id {r.id!r} is not a UUID; Edge point ids are UUIDs "
+                        "(bge_core.index.make_id gives one)"
+                    ) from None
+                raise
         return points
 
     def upsert(self, records: Sequence[Record]) -> None:
@@ -494,10 +544,8 @@ class EdgeStore:
         the points written since the last build pass ``build_threshold``."""
         if not records:
             return
-        for r in records:
-            uuid.UUID(r.id)  # Edge point ids are UUIDs (make_id gives UUIDv5)
         shard = self._require()
-        points = self._points(records)
+        points = self._points(records)  # raises on a bad record before anything is written
         qe = require_edge()
         with self._write_lock, self._engine("writing points"):
             shard.update(qe.UpdateOperation.upsert_points(points))
@@ -759,6 +807,14 @@ def _record_from_point(p: Any) -> Record:
         sparse=None if sparse is None else SparseVector(np.asarray(sparse.indices), np.asarray(sparse.values)),
         colbert=None if colbert is None else np.asarray(colbert, dtype=np.float32),
     )
+
+
+def _has_bool(metadata: Mapping[str, Any]) -> bool:
+    """Whether ``metadata`` holds a bool (or a list with one): only then is a mirror needed."""
+    for value in metadata.values():
+        if value is True or value is False or (type(value) is list and any(v is True or v is False for v in value)):
+            return True
+    return False
 
 
 class _BuildProgress:

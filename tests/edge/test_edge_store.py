@@ -352,3 +352,73 @@ def test_hnsw_build_at_threshold_and_at_the_end(make_edge: Any) -> None:
     never.store.build_index = lambda: builds.append(never.store.unindexed) or True
     never.add_texts(_texts(300))
     assert builds == [300]
+
+
+def test_upsert_refuses_a_non_uuid_id_before_writing_and_mirrors_bools(tmp_path: Path) -> None:
+    import numpy as np
+    from edge_helpers import make_edge_store
+
+    from bge_core.index import CollectionSpec, Record, make_id
+    from bge_core.types import SparseVector
+
+    store = make_edge_store(tmp_path)
+    store.ensure(CollectionSpec(dense_dim=4, sparse=True, colbert_dim=None))
+
+    def rec(i: int, rid: Any = None, meta: dict[str, Any] | None = None) -> Record:
+        return Record(
+            id=make_id(None, f"t{i}") if rid is None else rid,
+            text=f"t{i}",
+            metadata=meta or {},
+            hash=str(i),
+            dense=np.array([1.0, i, 0.0, 0.5], dtype=np.float64),  # float64 in: stored as float32
+            sparse=SparseVector(np.array([i], dtype=np.int64), np.array([1.0], dtype=np.float32)),
+            colbert=None,
+        )
+
+    for bad in ("not-a-uuid", 7):
+        with pytest.raises(ValueError, match="UUID"):
+            store.upsert([rec(0), rec(1, rid=bad)])
+    assert store.count() == 0  # the good record of the batch was not written either
+    store.upsert([rec(0, meta={"flag": True, "tags": [False, "x"]}), rec(1, meta={"n": 1})])
+    assert store.count() == 2
+    assert [r.metadata for r in store.fetch_records([make_id(None, "t0"), make_id(None, "t1")])] == [
+        {"flag": True, "tags": [False, "x"]},
+        {"n": 1},
+    ]
+    from bge_core.index import SearchRequest
+
+    query = np.array([1.0, 0, 0, 0.5])
+    hits = store.query(SearchRequest("dense", 5, query, None, None, "rrf", 60, (1.0, 1.0), 10, {"flag": True}))
+    assert [h.id for h in hits] == [make_id(None, "t0")]  # the bool filter matches through the mirror
+    store.close()
+
+
+@pytest.mark.slow
+def test_threshold_builds_index_new_points_not_everything_again(tmp_path: Path) -> None:
+    """With the segment cap a build leaves the graph of the previous build alone (the default
+    optimizer merged it with the new points and re-indexed both: builds got slower each time)."""
+    import numpy as np
+    from edge_helpers import make_edge_store
+
+    from bge_core.index import CollectionSpec, Record, make_id
+
+    rng = np.random.default_rng(3)
+    store = make_edge_store(tmp_path, build_threshold=12_000, hnsw_ef_construct=16)
+    store.ensure(CollectionSpec(dense_dim=384, sparse=False, colbert_dim=None))  # 12k x 384-d: past the indexing threshold
+    assert store.max_segment_points == 18_000
+    segments = []
+    for part in range(3):
+        x = rng.normal(size=(12_000, 384)).astype(np.float32)
+        for b in range(0, 12_000, 2_000):
+            store.upsert(
+                [
+                    Record(make_id(None, f"{part}-{i}"), "t", {}, str(i), x[i], None, None)
+                    for i in range(b, b + 2_000)
+                ]
+            )
+        assert store.unindexed == 0  # the threshold build ran inside the last upsert
+        segments.append(store._shard.info().segments_count)
+    # one more indexed segment per build (plus the appendable one), none merged away
+    assert segments == [2, 3, 4]
+    assert store.count() == 36_000
+    store.close()
