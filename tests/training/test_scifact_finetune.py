@@ -34,7 +34,8 @@ def _test_ndcg(index: Any, queries: dict[str, str], qrels: Any) -> float:
 
     qids = sorted(queries)
     hits = index.search_batch([queries[q] for q in qids], k=100, mode="dense")
-    return evaluate_run({q: [h.id for h in hs] for q, hs in zip(qids, hits)}, qrels)["ndcg@10"]
+    # Hit ids are the store's; the BEIR id is in the metadata.
+    return evaluate_run({q: [h.metadata["doc_id"] for h in hs] for q, hs in zip(qids, hits)}, qrels)["ndcg@10"]
 
 
 def test_fine_tuning_on_train_claims_gains_on_test_claims(minilm_path: Path, scifact_dir: Path, tmp_path: Path) -> None:
