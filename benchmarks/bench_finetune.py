@@ -120,6 +120,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--group-size", type=int, default=2)
     ap.add_argument("--lr", type=float, default=3e-5)
+    ap.add_argument(
+        "--temperature", type=float, default=None, help="InfoNCE temperature (default the model's: 0.05 for MiniLM)"
+    )
     ap.add_argument("--max-length", type=int, default=None, help="training token cap (default the model's, 256)")
     ap.add_argument("--workers", type=int, default=1, help="processes encoding the corpus for evaluation")
     ap.add_argument(
@@ -145,7 +148,10 @@ def main() -> None:
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     results["cpu"] = cpu_name()
     results["note"] = "machine shared with other jobs (load average noted per variant)"
-    results["settings"] = {k: getattr(args, k) for k in ("epochs", "batch_size", "group_size", "lr", "max_length")}
+    results["settings"] = {
+        k: getattr(args, k)
+        for k in ("epochs", "batch_size", "group_size", "lr", "temperature", "max_length")
+    }
     base = minilm_dir()
     data = load_beir(SCIFACT, split="test")
     doc_ids = list(data.corpus)
@@ -256,6 +262,7 @@ def main() -> None:
             batch_size=args.batch_size,
             group_size=group,
             learning_rate=args.lr,
+            temperature=args.temperature,
             seed=42,
             max_length=args.max_length,
             show_progress=False,

@@ -3,7 +3,8 @@
 Built on sentence-transformers' ``SentenceTransformerTrainer`` (itself the transformers
 ``Trainer``) with ``MultipleNegativesRankingLoss``: InfoNCE over each query's positive, its
 hard negatives and every other passage of the batch (in-batch negatives), on cosine scores
-with ``scale = 1 / temperature`` (0.02, FlagEmbedding's BGE temperature). The library brings
+with ``scale = 1 / temperature`` (by default the temperature the model was trained with:
+0.02 for BGE, FlagEmbedding's; 0.05 for sentence-transformers models). The library brings
 what a home-made loop would re-implement and get wrong: a batch sampler that keeps duplicate
 passages out of a batch (a duplicate would be a false in-batch negative), bf16 autocast,
 gradient checkpointing, warmup/linear decay, RNG-state checkpoints for exact resumes, and a
@@ -44,6 +45,7 @@ __all__ = [
     "TrainingDataError",
     "TrainingRow",
     "build_training_columns",
+    "default_temperature",
     "finetune",
     "last_complete_checkpoint",
     "read_training_file",
@@ -54,6 +56,10 @@ logger = logging.getLogger(__name__)
 #: Written (atomically) into an epoch checkpoint once it is complete.
 COMPLETE_MARKER = "bge_checkpoint_complete.json"
 CONFIG_FILE = "bge_finetune.json"
+#: Default temperatures: BGE (CLS pooling; FlagEmbedding's) and sentence-transformers models
+#: (mean pooling; trained with MultipleNegativesRankingLoss at scale 20).
+BGE_TEMPERATURE = 0.02
+SENTENCE_TRANSFORMERS_TEMPERATURE = 0.05
 _UNSET: Any = object()
 
 
@@ -77,7 +83,11 @@ class FinetuneConfig:
     """Training options.
 
     ``group_size``: passages per query, 1 positive + ``group_size - 1`` hard negatives
-    (1 = in-batch negatives only). ``temperature``: InfoNCE temperature on cosine scores.
+    (1 = in-batch negatives only). ``temperature``: InfoNCE temperature on cosine scores;
+    ``None`` (default) takes the model's own training temperature: 0.02 for CLS-pooling (BGE)
+    models, as FlagEmbedding trains them, 0.05 (scale 20, ``MultipleNegativesRankingLoss``'s
+    default) for mean-pooling sentence-transformers models such as all-MiniLM-L6-v2. On
+    SciFact, MiniLM at 0.02 lost nDCG@10 where 0.05 gained (BENCHMARKS.md section 9).
     ``query_instruction``: prefix of queries (default: the model's known instruction, or a
     row's ``prompt``). ``dtype``: ``auto`` is bf16 where the GPU or CPU (AMX / AVX512-BF16)
     runs it natively, fp32 otherwise.
@@ -89,7 +99,7 @@ class FinetuneConfig:
     learning_rate: float = 2e-5
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
-    temperature: float = 0.02
+    temperature: float | None = None
     max_length: int | None = None
     seed: int = 42
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
@@ -106,7 +116,7 @@ class FinetuneConfig:
             raise TrainingDataError("epochs must be >= 1 and batch size >= 2 (in-batch negatives need 2 queries)")
         if self.group_size < 1:
             raise TrainingDataError(f"group size must be >= 1 (1 positive + N-1 negatives), got {self.group_size}")
-        if not 0.0 < self.temperature <= 1.0:
+        if self.temperature is not None and not 0.0 < self.temperature <= 1.0:
             raise TrainingDataError(f"temperature must be in (0, 1], got {self.temperature}")
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise TrainingDataError(f"dtype {self.dtype!r}: use auto, float32 or bfloat16")
@@ -272,6 +282,20 @@ def _load_model(model: str, device: str) -> Any:
     return m
 
 
+def default_temperature(st_model: Any) -> float:
+    """The InfoNCE temperature ``st_model`` was trained with, judged by its pooling: CLS (BGE,
+    FlagEmbedding's 0.02) or mean and others (sentence-transformers models, scale 20 = 0.05)."""
+    for module in st_model:
+        if type(module).__name__ != "Pooling":
+            continue
+        mode = getattr(module, "pooling_mode", None)
+        if mode is None and hasattr(module, "get_pooling_mode_str"):  # sentence-transformers < 6
+            mode = module.get_pooling_mode_str()
+        modes = {mode} if isinstance(mode, str) else set(mode or ())
+        return BGE_TEMPERATURE if modes == {"cls"} else SENTENCE_TRANSFORMERS_TEMPERATURE
+    return BGE_TEMPERATURE
+
+
 def _default_instruction(model: str) -> str:
     from bge_core.models import model_info
 
@@ -399,7 +423,8 @@ def finetune(
     if instruction:
         # Recorded for SentenceTransformer users: model.encode(q, prompt_name="query").
         st_model.prompts = {"query": instruction, "document": ""}
-    loss = MultipleNegativesRankingLoss(st_model, scale=1.0 / cfg.temperature)
+    temperature = cfg.temperature if cfg.temperature is not None else default_temperature(st_model)
+    loss = MultipleNegativesRankingLoss(st_model, scale=1.0 / temperature)
     dataset = datasets.Dataset.from_dict(columns)
     bf16 = _use_bf16(cfg.dtype, device)
     show = sys.stderr.isatty() if cfg.show_progress is None else cfg.show_progress
@@ -449,7 +474,7 @@ def finetune(
         cfg.batch_size,
         cfg.epochs,
         "bf16" if bf16 else "fp32",
-        cfg.temperature,
+        temperature,
     )
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)

@@ -113,7 +113,13 @@ def add_train_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         help="passages per query: 1 positive + N-1 hard negatives; 1 = in-batch negatives only (default 2)",
     )
     p.add_argument("--lr", type=float, default=2e-5, help="learning rate (default 2e-5)")
-    p.add_argument("--temperature", type=float, default=0.02, help="InfoNCE temperature (default 0.02, as BGE)")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="InfoNCE temperature (default the model's own: 0.02 for BGE / CLS pooling, "
+        "0.05 for sentence-transformers mean-pooling models such as all-MiniLM-L6-v2)",
+    )
     p.add_argument("--max-length", type=positive_int, default=None, help="token cap (default the model's)")
     p.add_argument(
         "--query-instruction",

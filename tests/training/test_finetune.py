@@ -229,3 +229,23 @@ def test_sentence_transformers_layout_keeps_mean_pooling(tiny_dense_path: Path, 
 
     enc = DenseEncoder(out, device="cpu", dtype="float32")
     assert enc.pooling == "mean" and not enc.normalize
+
+
+def test_default_temperature_follows_the_models_pooling(tiny_dense_path: Path) -> None:
+    """BGE (CLS pooling) trains at FlagEmbedding's 0.02; a mean-pooling sentence-transformers
+    model at its own scale 20 (0.05): MiniLM at 0.02 lost nDCG@10 on SciFact."""
+    from bge_core.finetune import _load_model, default_temperature
+
+    try:
+        from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers.models import Normalize, Pooling, Transformer  # type: ignore[no-redef]
+    from sentence_transformers import SentenceTransformer
+
+    assert default_temperature(_load_model(str(tiny_dense_path), "cpu")) == 0.02
+    tr = Transformer(str(tiny_dense_path))
+    dim = (getattr(tr, "get_embedding_dimension", None) or tr.get_word_embedding_dimension)()
+    mean = SentenceTransformer(modules=[tr, Pooling(dim, pooling_mode="mean"), Normalize()], device="cpu")
+    assert default_temperature(mean) == 0.05
+    with pytest.raises(TrainingDataError, match="temperature"):
+        FinetuneConfig(temperature=0.0).check()
