@@ -51,7 +51,18 @@ def _search(root: Path, store: str, extra: list[str] | None = None) -> tuple[flo
     before = os.times()
     t = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, *(extra or []), "-m", "bge_core.cli", "search", "sleep and coffee", "--store", store, "-k", "3"],
+        [
+            sys.executable,
+            *(extra or []),
+            "-m",
+            "bge_core.cli",
+            "search",
+            "sleep and coffee",
+            "--store",
+            store,
+            "-k",
+            "3",
+        ],
         env=_env(root),
         capture_output=True,
         text=True,
@@ -150,7 +161,9 @@ def main() -> None:
         )
         print("\nslowest top-level imports of one 'after' run (python -X importtime, cumulative s):")
         print_table(["module", "s"], _import_profile(REPO, store))
-    print(f"\nCPU: {cpu_kind()}; `bge search` on a 4-document edge: index, all-MiniLM-L6-v2; before = {args.before_rev}")
+    print(
+        f"\nCPU: {cpu_kind()}; `bge search` on a 4-document edge: index, all-MiniLM-L6-v2; before = {args.before_rev}"
+    )
     write_json(args.json, results)
 
 

@@ -74,7 +74,9 @@ class _Meter:
         total = 0.0
         for b, length in self.shapes:
             tokens = b * length
-            total += layers * (2 * tokens * (4 * hidden * hidden + 2 * hidden * inter) + 4 * b * length * length * hidden)
+            total += layers * (
+                2 * tokens * (4 * hidden * hidden + 2 * hidden * inter) + 4 * b * length * length * hidden
+            )
         return total
 
 
@@ -160,8 +162,10 @@ def main() -> None:
         w, f = statistics.median(walls[option]), statistics.median(fwd[option])
         diff = float(np.abs(outputs[option].dense - base).max())
         rows.append([option, len(docs) / w, f, flops[option] / f / 1e12, diff, ""])
-    print(f"attention options ({len(docs)} SciFact docs, dtype {str(dtype).removeprefix('torch.')}, "
-          f"median of {args.rounds} rounds, {torch.get_num_threads()} threads):")
+    print(
+        f"attention options ({len(docs)} SciFact docs, dtype {str(dtype).removeprefix('torch.')}, "
+        f"median of {args.rounds} rounds, {torch.get_num_threads()} threads):"
+    )
     print_table(["option", "docs/s", "forward s", "forward TFLOP/s", "dense max |diff|", "note"], rows)
 
     shapes = {

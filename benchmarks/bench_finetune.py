@@ -149,8 +149,7 @@ def main() -> None:
     results["cpu"] = cpu_name()
     results["note"] = "machine shared with other jobs (load average noted per variant)"
     results["settings"] = {
-        k: getattr(args, k)
-        for k in ("epochs", "batch_size", "group_size", "lr", "temperature", "max_length")
+        k: getattr(args, k) for k in ("epochs", "batch_size", "group_size", "lr", "temperature", "max_length")
     }
     base = minilm_dir()
     data = load_beir(SCIFACT, split="test")

@@ -134,7 +134,10 @@ def main() -> None:
             "cpu_ms_per_doc": 1000 * cpu / n,
             "steady_cpu_ms_per_doc": 1000 * cpu / n,
         }
-        print(f"{store} single process: {seconds:.1f}s, {n / seconds:.1f} docs/s, {1000 * cpu / n:.1f} CPU ms/doc", flush=True)
+        print(
+            f"{store} single process: {seconds:.1f}s, {n / seconds:.1f} docs/s, {1000 * cpu / n:.1f} CPU ms/doc",
+            flush=True,
+        )
 
     ray.init(num_cpus=cores, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     try:

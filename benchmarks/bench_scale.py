@@ -380,7 +380,9 @@ def recall(got: list[list[str]], want: list[list[str]]) -> float:
 def fmt(row: dict[str, Any], truth: dict[str, Any] | None) -> str:
     if "write_s" not in row:
         rate = f"{row['write_rate']:,.0f}/s" if "write_rate" in row else "-"
-        return f"| {row['store']} | {row['n']:,} | {row.get('policy', '-')} | {rate} ({row.get('write')}) |" + " - |" * 11
+        return (
+            f"| {row['store']} | {row['n']:,} | {row.get('policy', '-')} | {rate} ({row.get('write')}) |" + " - |" * 11
+        )
     capped = "write" in row
     rd = rh = "n/a"
     if truth is not None:  # capped runs: against exact search over the points written

@@ -79,7 +79,14 @@ from bge_qdrant.points import (
 )
 from bge_qdrant.queries import qdrant_rrf_k
 
-__all__ = ["DEFAULT_BUILD_THRESHOLD", "DEFAULT_EF_CONSTRUCT", "LOCK_NAME", "MARKER_NAME", "EdgeStore", "PayloadIndexType"]
+__all__ = [
+    "DEFAULT_BUILD_THRESHOLD",
+    "DEFAULT_EF_CONSTRUCT",
+    "LOCK_NAME",
+    "MARKER_NAME",
+    "EdgeStore",
+    "PayloadIndexType",
+]
 
 logger = logging.getLogger("bge_qdrant")
 
@@ -533,8 +540,7 @@ class EdgeStore:
             except ValueError as exc:
                 if "UUID" in str(exc):
                     raise ValueError(
-                        f"record id {r.id!r} is not a UUID; Edge point ids are UUIDs "
-                        "(bge_core.index.make_id gives one)"
+                        f"record id {r.id!r} is not a UUID; Edge point ids are UUIDs (bge_core.index.make_id gives one)"
                     ) from None
                 raise
         return points

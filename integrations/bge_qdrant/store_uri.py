@@ -33,7 +33,14 @@ from bge_qdrant.dependency import QdrantClient
 from bge_qdrant.index import QdrantIndex
 from bge_qdrant.layout import QdrantLayout
 
-__all__ = ["API_KEY_ENV", "CONNECT_TIMEOUT_S", "check_local_storage", "drop_local_collection", "open_index", "open_store"]
+__all__ = [
+    "API_KEY_ENV",
+    "CONNECT_TIMEOUT_S",
+    "check_local_storage",
+    "drop_local_collection",
+    "open_index",
+    "open_store",
+]
 
 logger = logging.getLogger("bge_qdrant")
 
@@ -140,7 +147,9 @@ def _local_client(path: str, collection: str | None = None) -> QdrantClient:
         names = _local_collections(folder)
         bad = [(n, why) for n in names if (why := _unreadable(_storage(folder, n))) is not None]
         if not bad:
-            raise StoreError(f"cannot open Qdrant storage folder {path!r}: DatabaseError: {_one_line(str(exc))}") from None
+            raise StoreError(
+                f"cannot open Qdrant storage folder {path!r}: DatabaseError: {_one_line(str(exc))}"
+            ) from None
         detail = "; ".join(f"{_storage(folder, n)} is not a readable SQLite database ({why})" for n, why in bad)
         raise _damaged(folder, [n for n, _ in bad], detail) from None
     except RuntimeError as exc:

@@ -478,7 +478,9 @@ class _Writer:
 
     def _write(self, records: Sequence[Record]) -> None:
         store = self._index.store
-        self._index.retry.run(functools.partial(store.upsert, records), store.is_transient, f"writing {len(records)} rows")
+        self._index.retry.run(
+            functools.partial(store.upsert, records), store.is_transient, f"writing {len(records)} rows"
+        )
         self._result.written += len(records)
 
     def submit(self, records: Sequence[Record]) -> None:

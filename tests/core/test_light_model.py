@@ -118,7 +118,9 @@ def test_encoders_give_the_same_vectors_on_both_paths(tiny_m3_path: Path, monkey
     assert all(np.array_equal(x, y) for x, y in zip(a.colbert, b.colbert))
 
 
-def test_tokenizer_facts_cache_round_trip_and_invalidation(tiny_m3_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tokenizer_facts_cache_round_trip_and_invalidation(
+    tiny_m3_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from bge_core.encoder_base import TransformerRunner
 
     monkeypatch.setenv("BGE_CACHE_DIR", str(tmp_path / "cache"))
@@ -128,7 +130,13 @@ def test_tokenizer_facts_cache_round_trip_and_invalidation(tiny_m3_path: Path, t
 
     def runner() -> TransformerRunner:
         return TransformerRunner(
-            ckpt, auto_class="AutoModel", device="cpu", dtype="float32", max_length=None, batch_size=None, max_batch_tokens=None
+            ckpt,
+            auto_class="AutoModel",
+            device="cpu",
+            dtype="float32",
+            max_length=None,
+            batch_size=None,
+            max_batch_tokens=None,
         )
 
     first = runner()  # a miss: loads AutoTokenizer and stores the facts
@@ -170,7 +178,10 @@ def test_edge_search_imports_neither_transformers_nor_qdrant_client(tiny_m3_path
     store = f"edge:{tmp_path / 'idx'}"
     subprocess.run(
         [sys.executable, "-m", "bge_core.cli", "index", str(notes), "--store", store, "--model", str(tiny_m3_path)],
-        env=env, check=True, capture_output=True, cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=REPO,
     )
     out = subprocess.run(
         [sys.executable, "-c", _SEARCH_MODULES, store], env=env, check=True, capture_output=True, text=True, cwd=REPO

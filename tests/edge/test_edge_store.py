@@ -404,17 +404,16 @@ def test_threshold_builds_index_new_points_not_everything_again(tmp_path: Path) 
 
     rng = np.random.default_rng(3)
     store = make_edge_store(tmp_path, build_threshold=12_000, hnsw_ef_construct=16)
-    store.ensure(CollectionSpec(dense_dim=384, sparse=False, colbert_dim=None))  # 12k x 384-d: past the indexing threshold
+    store.ensure(
+        CollectionSpec(dense_dim=384, sparse=False, colbert_dim=None)
+    )  # 12k x 384-d: past the indexing threshold
     assert store.max_segment_points == 18_000
     segments = []
     for part in range(3):
         x = rng.normal(size=(12_000, 384)).astype(np.float32)
         for b in range(0, 12_000, 2_000):
             store.upsert(
-                [
-                    Record(make_id(None, f"{part}-{i}"), "t", {}, str(i), x[i], None, None)
-                    for i in range(b, b + 2_000)
-                ]
+                [Record(make_id(None, f"{part}-{i}"), "t", {}, str(i), x[i], None, None) for i in range(b, b + 2_000)]
             )
         assert store.unindexed == 0  # the threshold build ran inside the last upsert
         segments.append(store._shard.info().segments_count)

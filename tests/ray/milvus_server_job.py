@@ -41,10 +41,24 @@ def main() -> None:
         uri = "milvus+http://127.0.0.1:19530"
         ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
         result = bge_ray.ingest(
-            ray.data.from_items(data), uri, model=model, collection="ray", workers=2, batch_size=8, chunk_size=8, dtype="float32"
+            ray.data.from_items(data),
+            uri,
+            model=model,
+            collection="ray",
+            workers=2,
+            batch_size=8,
+            chunk_size=8,
+            dtype="float32",
         )
         again = bge_ray.ingest(
-            ray.data.from_items(data), uri, model=model, collection="ray", workers=2, batch_size=8, chunk_size=8, dtype="float32"
+            ray.data.from_items(data),
+            uri,
+            model=model,
+            collection="ray",
+            workers=2,
+            batch_size=8,
+            chunk_size=8,
+            dtype="float32",
         )
         ray.shutdown()
         probe = open_store(uri, collection="single")
