@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,6 +78,17 @@ def test_check_readable_names_the_file(tiny_m3_path: Path, monkeypatch: pytest.M
         loading.resolve_model_dir(tiny_m3_path)
 
 
+def _refused_then_dropped(bge: Runner, uri: str, damaged: str, commands: list[tuple[Any, ...]]) -> None:
+    """Each command is refused with the one 'damaged' line (never "no results"); then
+    ``bge drop --yes`` deletes the damaged collection."""
+    for argv in commands:
+        res = bge(*argv, "--store", uri)
+        assert res.code == 1 and res.error_lines() == [f"bge: error: {damaged}"], res.err
+        assert "no results" not in res.out
+    res = bge("drop", "--store", uri, "--yes")
+    assert res.code == 0 and res.out.strip() == f"dropped collection 'bge' of {uri} (damaged)", res.err
+
+
 @pytest.mark.parametrize("damage", ["truncated", "emptied", "deleted"])
 def test_damaged_qdrant_storage(damage: str, bge: Runner, docs_dir: Path, tiny_m3_path: Path, tmp_path: Path) -> None:
     folder = tmp_path / "q"
@@ -98,12 +110,7 @@ def test_damaged_qdrant_storage(damage: str, bge: Runner, docs_dir: Path, tiny_m
         f"the Qdrant index at {folder} is damaged: {why}; restore the folder from a copy, or drop the "
         f"collection (bge drop --store qdrant:{folder} --collection bge) and index again"
     )
-    for argv in (("search", "cat"), ("index", docs_dir)):
-        res = bge(*argv, "--store", uri)
-        assert res.code == 1 and res.error_lines() == [f"bge: error: {damaged}"], res.err
-        assert "no results" not in res.out
-    res = bge("drop", "--store", uri, "--yes")
-    assert res.code == 0 and res.out.strip() == f"dropped collection 'bge' of {uri} (damaged)", res.err
+    _refused_then_dropped(bge, uri, damaged, [("search", "cat"), ("index", docs_dir)])
     _index(bge, docs_dir, uri, tiny_m3_path)
     assert _hits(bge, uri) == n
 
@@ -136,11 +143,7 @@ def test_damaged_milvus_manifest(
         f"manifest and silently lose rows); restore the database from a copy, or drop the collection "
         f"(bge drop --store milvus:{db} --collection bge) and index again"
     )
-    res = bge("search", "cat", "--store", uri)
-    assert res.code == 1 and res.error_lines() == [f"bge: error: {damaged}"], res.err
-    assert "no results" not in res.out
-    res = bge("drop", "--store", uri, "--yes")
-    assert res.code == 0 and res.out.strip() == f"dropped collection 'bge' of {uri} (damaged)", res.err
+    _refused_then_dropped(bge, uri, damaged, [("search", "cat")])
     _index(bge, docs_dir, uri, tiny_m3_path)
     assert _hits(bge, uri) == n
     release_milvus(db)

@@ -40,25 +40,19 @@ def main() -> None:
         data = rows(64, seed=9)
         uri = "milvus+http://127.0.0.1:19530"
         ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-        result = bge_ray.ingest(
-            ray.data.from_items(data),
-            uri,
-            model=model,
-            collection="ray",
-            workers=2,
-            batch_size=8,
-            chunk_size=8,
-            dtype="float32",
-        )
-        again = bge_ray.ingest(
-            ray.data.from_items(data),
-            uri,
-            model=model,
-            collection="ray",
-            workers=2,
-            batch_size=8,
-            chunk_size=8,
-            dtype="float32",
+        # Twice: the second run must find every row stored and write nothing again.
+        result, again = (
+            bge_ray.ingest(
+                ray.data.from_items(data),
+                uri,
+                model=model,
+                collection="ray",
+                workers=2,
+                batch_size=8,
+                chunk_size=8,
+                dtype="float32",
+            )
+            for _ in range(2)
         )
         ray.shutdown()
         probe = open_store(uri, collection="single")
