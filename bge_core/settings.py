@@ -124,15 +124,17 @@ class ModelFacts:
             dim=int(encoder.dim),
             supports_colbert=bool(encoder.supports_colbert),
             max_length=int(encoder.max_length),
-            special_tokens=_special_tokens(encoder),
+            special_tokens=special_tokens_of(encoder),
         )
 
 
-def _special_tokens(encoder: Any) -> int:
-    # Our encoders answer from cached tokenizer facts (no transformers import); others through
-    # their Hugging Face tokenizer.
+def special_tokens_of(encoder: Any, *, pair: bool = False) -> int:
+    """Special tokens ``encoder``'s tokenizer adds to one text (or a pair).
+
+    Our encoders answer from cached tokenizer facts (no transformers import); others through
+    their Hugging Face tokenizer."""
     count = getattr(encoder, "num_special_tokens", None)
-    return int(count(pair=False) if callable(count) else encoder.tokenizer.num_special_tokens_to_add(pair=False))
+    return int(count(pair=pair) if callable(count) else encoder.tokenizer.num_special_tokens_to_add(pair=pair))
 
 
 @dataclass(frozen=True)

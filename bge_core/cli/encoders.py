@@ -19,6 +19,7 @@ from bge_core.settings import (
     make_settings,
     normalize_model_name,
     same_model,
+    special_tokens_of,
 )
 from bge_core.types import M3Output
 
@@ -92,10 +93,7 @@ class CountingEncoder:
 
     def num_special_tokens(self, *, pair: bool = False) -> int:
         """Special tokens the tokenizer adds to one text (or a pair)."""
-        count = getattr(self.inner, "num_special_tokens", None)
-        if callable(count):
-            return int(count(pair=pair))
-        return int(self.inner.tokenizer.num_special_tokens_to_add(pair=pair))
+        return special_tokens_of(self.inner, pair=pair)
 
     @property
     def tokenizer(self) -> Any:
