@@ -173,3 +173,20 @@ def release_milvus(path: Path | str) -> None:
     from milvus_lite.server_manager import server_manager_instance
 
     server_manager_instance.release_server(str(path))
+
+
+def release_milvus_under(folder: Path) -> None:
+    """Stop the in-process Milvus Lite servers of every ``*.db`` database below ``folder``.
+
+    ``MilvusClient("x.db").close()`` (and an in-process ``bge`` run on ``milvus:x.db``) leaves
+    the Milvus Lite server of ``x.db`` running, holding its LOCK file, until the process ends;
+    test teardowns call this so each test releases what it opened. A no-op when Milvus Lite
+    was never imported."""
+    import sys
+
+    if "milvus_lite.server_manager" not in sys.modules:
+        return
+    for db in folder.rglob("*.db"):
+        if db.is_dir():  # a Milvus Lite database is a folder
+            release_milvus(db)
+            release_milvus(db.resolve())
