@@ -22,7 +22,7 @@ import numpy as np
 
 from bge_core.errors import IndexSettingsMismatchError, StoreError
 from bge_core.export import ExportableStore
-from bge_core.index import Record, RetryPolicy, Store
+from bge_core.index import Record, RetryPolicy, Store, split_unchanged
 
 __all__ = ["CopyCheckError", "CopyReport", "as_exportable", "copy_index", "records_equal"]
 
@@ -154,9 +154,8 @@ def copy_index(
                 elif (j := rng.randrange(read)) < sample:
                     reservoir[j] = r.id
             if records:
-                stored = destination.fetch_hashes([r.id for r in records])
-                todo = [r for r in records if stored.get(r.id) != r.hash]
-                skipped += len(records) - len(todo)
+                todo, unchanged = split_unchanged(records, destination.fetch_hashes)
+                skipped += len(unchanged)
                 if todo:
                     policy.run(
                         functools.partial(destination.upsert, todo),

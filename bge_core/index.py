@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypedDict, TypeVar, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, TypedDict, TypeVar, cast, runtime_checkable
 
 import numpy as np
 
@@ -49,6 +49,7 @@ __all__ = [
     "DEFAULT_RRF_K",
     "FUSIONS",
     "ID_NAMESPACE",
+    "INDEX_OPTION_NAMES",
     "MODES",
     "BatchStore",
     "CollectionSpec",
@@ -56,6 +57,7 @@ __all__ = [
     "DroppableStore",
     "EncodedQueries",
     "Fusion",
+    "Hashed",
     "IndexEncoder",
     "IndexKwargs",
     "IndexOptions",
@@ -71,6 +73,7 @@ __all__ = [
     "close_on_error",
     "content_hash",
     "make_id",
+    "split_unchanged",
     "validate_filter_dict",
 ]
 
@@ -98,6 +101,35 @@ def content_hash(text: str, metadata: Mapping[str, Any]) -> str:
     h.update(b"\x00")
     h.update(json.dumps(metadata, sort_keys=True, ensure_ascii=False).encode("utf-8", "surrogatepass"))
     return h.hexdigest()
+
+
+class Hashed(Protocol):
+    """A row with a deterministic id and a content hash (:class:`Record`, rows about to be encoded)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def hash(self) -> str: ...
+
+
+HashedT = TypeVar("HashedT", bound=Hashed)
+
+
+def split_unchanged(
+    rows: Sequence[HashedT], fetch_hashes: Callable[[list[str]], Mapping[str, str]]
+) -> tuple[list[HashedT], list[HashedT]]:
+    """``(to_write, unchanged)``: the rows whose id the store does not hold with the same content
+    hash, and those it does (a re-run skips them). ``fetch_hashes`` (``Store.fetch_hashes``,
+    under whatever retry the caller uses) is called once with all ids, and not at all for no rows."""
+    if not rows:
+        return [], []
+    stored = fetch_hashes([r.id for r in rows])
+    to_write: list[HashedT] = []
+    unchanged: list[HashedT] = []
+    for r in rows:
+        (unchanged if stored.get(r.id) == r.hash else to_write).append(r)
+    return to_write, unchanged
 
 
 class IndexEncoder(Protocol):
@@ -440,6 +472,15 @@ class _Writer:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+class _Row(NamedTuple):
+    """A text of an ingest chunk, ready to encode."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    hash: str
+
+
 class VectorIndex:
     """An index of texts in one collection of a vector store, encoded by a BGE encoder.
 
@@ -583,15 +624,13 @@ class VectorIndex:
                     meta = _check_metadata(doc.metadata, position + offset)
                     if not isinstance(doc.text, str):
                         raise TypeError(f"texts[{position + offset}] is {type(doc.text).__name__}, not str")
-                    rows.append((make_id(doc.id, doc.text), doc.text, meta, content_hash(doc.text, meta)))
+                    rows.append(_Row(make_id(doc.id, doc.text), doc.text, meta, content_hash(doc.text, meta)))
                 position += len(chunk)
-                out_ids.extend(r[0] for r in rows)
+                out_ids.extend(r.id for r in rows)
                 # The last occurrence of an id wins (as the store would do), encoded once.
-                latest = {r[0]: r for r in rows}
-                todo = list(latest.values())
-                if skip_unchanged and todo:
-                    stored = self._fetch_hashes([r[0] for r in todo])
-                    todo = [r for r in todo if stored.get(r[0]) != r[3]]
+                todo = list({r.id: r for r in rows}.values())
+                if skip_unchanged:
+                    todo, _ = split_unchanged(todo, self._fetch_hashes)
                 skipped = len(chunk) - len(todo)
                 if todo:
                     # One encode call per chunk: its batches are length-sorted over the whole
@@ -599,7 +638,7 @@ class VectorIndex:
                     records = self._encode_records(todo)
                     for start in range(0, len(records), write_size):
                         writer.submit(records[start : start + write_size])
-                    bar.update(len(todo), sum(len(r[1]) for r in todo))
+                    bar.update(len(todo), sum(len(r.text) for r in todo))
                 if skipped:
                     bar.update(skipped, 0, skipped=True)
         finally:
@@ -613,9 +652,9 @@ class VectorIndex:
             finish()
         return out_ids
 
-    def _encode_records(self, rows: Sequence[tuple[str, str, dict[str, Any], str]]) -> list[Record]:
+    def _encode_records(self, rows: Sequence[_Row]) -> list[Record]:
         out = self.encoder.encode_outputs(
-            [r[1] for r in rows], query=False, dense=self.dense, sparse=self.sparse, colbert=self.colbert
+            [r.text for r in rows], query=False, dense=self.dense, sparse=self.sparse, colbert=self.colbert
         )
         records = []
         for i, (rid, text, meta, h) in enumerate(rows):
