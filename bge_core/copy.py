@@ -13,7 +13,6 @@ import functools
 import importlib
 import logging
 import random
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ import numpy as np
 
 from bge_core.errors import IndexSettingsMismatchError, StoreError
 from bge_core.export import ExportableStore
-from bge_core.index import Record, RetryPolicy, Store, split_unchanged
+from bge_core.index import Record, RetryPolicy, Store, progress_enabled, split_unchanged
 
 __all__ = ["CopyCheckError", "CopyReport", "as_exportable", "copy_index", "records_equal"]
 
@@ -201,12 +200,7 @@ def _check_sample(src: ExportableStore, dst: ExportableStore, ids: Sequence[str]
 
 
 def _bar(enabled: bool | None, total: int) -> Any:
-    if enabled is None:
-        try:
-            enabled = sys.stderr.isatty()
-        except (AttributeError, ValueError):
-            enabled = False
-    if not enabled:
+    if not progress_enabled(enabled):
         return None
     from tqdm.auto import tqdm
 
