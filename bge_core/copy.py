@@ -13,7 +13,6 @@ import functools
 import importlib
 import logging
 import random
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ import numpy as np
 
 from bge_core.errors import IndexSettingsMismatchError, StoreError
 from bge_core.export import ExportableStore
-from bge_core.index import Record, RetryPolicy, Store
+from bge_core.index import Record, RetryPolicy, Store, progress_enabled, split_unchanged
 
 __all__ = ["CopyCheckError", "CopyReport", "as_exportable", "copy_index", "records_equal"]
 
@@ -154,9 +153,8 @@ def copy_index(
                 elif (j := rng.randrange(read)) < sample:
                     reservoir[j] = r.id
             if records:
-                stored = destination.fetch_hashes([r.id for r in records])
-                todo = [r for r in records if stored.get(r.id) != r.hash]
-                skipped += len(records) - len(todo)
+                todo, unchanged = split_unchanged(records, destination.fetch_hashes)
+                skipped += len(unchanged)
                 if todo:
                     policy.run(
                         functools.partial(destination.upsert, todo),
@@ -202,12 +200,7 @@ def _check_sample(src: ExportableStore, dst: ExportableStore, ids: Sequence[str]
 
 
 def _bar(enabled: bool | None, total: int) -> Any:
-    if enabled is None:
-        try:
-            enabled = sys.stderr.isatty()
-        except (AttributeError, ValueError):
-            enabled = False
-    if not enabled:
+    if not progress_enabled(enabled):
         return None
     from tqdm.auto import tqdm
 

@@ -10,6 +10,7 @@ value: modes, fusion defaults, optional cross-encoder rerank), batch search and 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -23,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, TypedDict, TypeVar, cast, runtime_checkable
 
 import numpy as np
 
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_RRF_K",
     "FUSIONS",
     "ID_NAMESPACE",
+    "INDEX_OPTION_NAMES",
     "MODES",
     "BatchStore",
     "CollectionSpec",
@@ -55,7 +57,10 @@ __all__ = [
     "DroppableStore",
     "EncodedQueries",
     "Fusion",
+    "Hashed",
     "IndexEncoder",
+    "IndexKwargs",
+    "IndexOptions",
     "Mode",
     "Record",
     "RerankerLike",
@@ -65,8 +70,10 @@ __all__ = [
     "SearchRequest",
     "Store",
     "VectorIndex",
+    "close_on_error",
     "content_hash",
     "make_id",
+    "split_unchanged",
     "validate_filter_dict",
 ]
 
@@ -94,6 +101,35 @@ def content_hash(text: str, metadata: Mapping[str, Any]) -> str:
     h.update(b"\x00")
     h.update(json.dumps(metadata, sort_keys=True, ensure_ascii=False).encode("utf-8", "surrogatepass"))
     return h.hexdigest()
+
+
+class Hashed(Protocol):
+    """A row with a deterministic id and a content hash (:class:`Record`, rows about to be encoded)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def hash(self) -> str: ...
+
+
+HashedT = TypeVar("HashedT", bound=Hashed)
+
+
+def split_unchanged(
+    rows: Sequence[HashedT], fetch_hashes: Callable[[list[str]], Mapping[str, str]]
+) -> tuple[list[HashedT], list[HashedT]]:
+    """``(to_write, unchanged)``: the rows whose id the store does not hold with the same content
+    hash, and those it does (a re-run skips them). ``fetch_hashes`` (``Store.fetch_hashes``,
+    under whatever retry the caller uses) is called once with all ids, and not at all for no rows."""
+    if not rows:
+        return [], []
+    stored = fetch_hashes([r.id for r in rows])
+    to_write: list[HashedT] = []
+    unchanged: list[HashedT] = []
+    for r in rows:
+        (unchanged if stored.get(r.id) == r.hash else to_write).append(r)
+    return to_write, unchanged
 
 
 class IndexEncoder(Protocol):
@@ -326,6 +362,63 @@ class RetryPolicy:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+class IndexKwargs(TypedDict, total=False):
+    """The keyword form of :class:`IndexOptions`: the options every index constructor takes
+    (``VectorIndex``, ``QdrantIndex``, ``MilvusIndex``, ``QdrantEdgeIndex``, ``open_index``)."""
+
+    dense: bool
+    sparse: bool
+    colbert: bool
+    show_progress: bool | None
+    write_batch_size: int
+    chunk_size: int
+    retry: RetryPolicy | None
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """How an index writes: built once, validated, shared by every index class.
+
+    Args:
+        dense / sparse / colbert: which outputs to store; ``sparse`` and ``colbert`` are
+            switched off automatically for encoders that lack them.
+        show_progress: progress bars (default: on when stderr is a terminal).
+        write_batch_size: rows per store write.
+        chunk_size: texts encoded per step while streaming (bounds memory).
+        retry: backoff policy for transient store errors (default: ``RetryPolicy()``).
+    """
+
+    dense: bool = True
+    sparse: bool = True
+    colbert: bool = True
+    show_progress: bool | None = None
+    write_batch_size: int = 64
+    chunk_size: int = 256
+    retry: RetryPolicy | None = None
+
+    def __post_init__(self) -> None:
+        if self.write_batch_size < 1 or self.chunk_size < 1:
+            raise ValueError("write_batch_size and chunk_size must be >= 1")
+
+    @classmethod
+    def from_kwargs(cls, base: IndexOptions | None = None, /, **kwargs: Any) -> IndexOptions:
+        """``base`` (default: the defaults) with ``kwargs`` applied; unknown names are refused."""
+        unknown = sorted(set(kwargs) - set(INDEX_OPTION_NAMES))
+        if unknown:
+            raise TypeError(
+                f"unexpected index option(s) {', '.join(unknown)}; the options are: {', '.join(INDEX_OPTION_NAMES)}"
+            )
+        if base is None:
+            return cls(**kwargs)
+        if not isinstance(base, IndexOptions):
+            raise TypeError(f"options must be a bge_core.index.IndexOptions, got {type(base).__name__}")
+        return dataclasses.replace(base, **kwargs) if kwargs else base
+
+
+#: The names :class:`IndexOptions` (and the keyword form of the index constructors) accept.
+INDEX_OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(IndexOptions))
+
+
 def _check_metadata(meta: object, position: int) -> dict[str, Any]:
     if meta is None:
         return {}
@@ -379,6 +472,15 @@ class _Writer:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+class _Row(NamedTuple):
+    """A text of an ingest chunk, ready to encode."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    hash: str
+
+
 class VectorIndex:
     """An index of texts in one collection of a vector store, encoded by a BGE encoder.
 
@@ -388,40 +490,37 @@ class VectorIndex:
     Args:
         store: the store adapter.
         encoder: a ``BGEM3Encoder`` (dense, sparse, ColBERT) or ``DenseEncoder`` (dense only).
-        dense / sparse / colbert: which outputs to store; ``sparse`` and ``colbert`` are
-            switched off automatically for encoders that lack them.
-        show_progress: progress bars (default: on when stderr is a terminal).
-        write_batch_size: rows per store write.
-        chunk_size: texts encoded per step while streaming (bounds memory).
-        retry: backoff policy for transient store errors (every idempotent call is retried).
+        options: an :class:`IndexOptions` (default: the class's ``default_options``);
+            keywords given too override it.
+        **kwargs: the keyword form of :class:`IndexOptions` (:class:`IndexKwargs`): ``dense`` /
+            ``sparse`` / ``colbert``, ``show_progress``, ``write_batch_size``, ``chunk_size``,
+            ``retry``.
     """
+
+    #: The options an index of this class starts from (a subclass may set other defaults).
+    default_options: ClassVar[IndexOptions] = IndexOptions()
 
     def __init__(
         self,
         store: Store,
         encoder: IndexEncoder,
         *,
-        dense: bool = True,
-        sparse: bool = True,
-        colbert: bool = True,
-        show_progress: bool | None = None,
-        write_batch_size: int = 64,
-        chunk_size: int = 256,
-        retry: RetryPolicy | None = None,
+        options: IndexOptions | None = None,
+        **kwargs: Unpack[IndexKwargs],
     ) -> None:
-        if write_batch_size < 1 or chunk_size < 1:
-            raise ValueError("write_batch_size and chunk_size must be >= 1")
+        opts = IndexOptions.from_kwargs(self.default_options if options is None else options, **kwargs)
+        self.options = opts
         self.store = store
         self.encoder = encoder
-        self.dense = dense
-        self.sparse = sparse and bool(getattr(encoder, "supports_sparse", False))
-        self.colbert = colbert and bool(getattr(encoder, "supports_colbert", False))
+        self.dense = opts.dense
+        self.sparse = opts.sparse and bool(getattr(encoder, "supports_sparse", False))
+        self.colbert = opts.colbert and bool(getattr(encoder, "supports_colbert", False))
         if not (self.dense or self.sparse):
             raise ValueError("an index needs dense or sparse vectors (ColBERT only reranks)")
-        self.show_progress = show_progress
-        self.write_batch_size = write_batch_size
-        self.chunk_size = chunk_size
-        self.retry = retry or RetryPolicy()
+        self.show_progress = opts.show_progress
+        self.write_batch_size = opts.write_batch_size
+        self.chunk_size = opts.chunk_size
+        self.retry = opts.retry or RetryPolicy()
         self._ensured = False
         self._ensure_lock = threading.Lock()
 
@@ -525,15 +624,13 @@ class VectorIndex:
                     meta = _check_metadata(doc.metadata, position + offset)
                     if not isinstance(doc.text, str):
                         raise TypeError(f"texts[{position + offset}] is {type(doc.text).__name__}, not str")
-                    rows.append((make_id(doc.id, doc.text), doc.text, meta, content_hash(doc.text, meta)))
+                    rows.append(_Row(make_id(doc.id, doc.text), doc.text, meta, content_hash(doc.text, meta)))
                 position += len(chunk)
-                out_ids.extend(r[0] for r in rows)
+                out_ids.extend(r.id for r in rows)
                 # The last occurrence of an id wins (as the store would do), encoded once.
-                latest = {r[0]: r for r in rows}
-                todo = list(latest.values())
-                if skip_unchanged and todo:
-                    stored = self._fetch_hashes([r[0] for r in todo])
-                    todo = [r for r in todo if stored.get(r[0]) != r[3]]
+                todo = list({r.id: r for r in rows}.values())
+                if skip_unchanged:
+                    todo, _ = split_unchanged(todo, self._fetch_hashes)
                 skipped = len(chunk) - len(todo)
                 if todo:
                     # One encode call per chunk: its batches are length-sorted over the whole
@@ -541,7 +638,7 @@ class VectorIndex:
                     records = self._encode_records(todo)
                     for start in range(0, len(records), write_size):
                         writer.submit(records[start : start + write_size])
-                    bar.update(len(todo), sum(len(r[1]) for r in todo))
+                    bar.update(len(todo), sum(len(r.text) for r in todo))
                 if skipped:
                     bar.update(skipped, 0, skipped=True)
         finally:
@@ -555,9 +652,9 @@ class VectorIndex:
             finish()
         return out_ids
 
-    def _encode_records(self, rows: Sequence[tuple[str, str, dict[str, Any], str]]) -> list[Record]:
+    def _encode_records(self, rows: Sequence[_Row]) -> list[Record]:
         out = self.encoder.encode_outputs(
-            [r[1] for r in rows], query=False, dense=self.dense, sparse=self.sparse, colbert=self.colbert
+            [r.text for r in rows], query=False, dense=self.dense, sparse=self.sparse, colbert=self.colbert
         )
         records = []
         for i, (rid, text, meta, h) in enumerate(rows):
@@ -788,6 +885,23 @@ def close_store(store: object) -> None:
     closer = getattr(store, "close", None)
     if callable(closer):
         closer()
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+ClosableT = TypeVar("ClosableT", bound=_Closable)
+
+
+def close_on_error(client: ClosableT, build: Callable[[ClosableT], T]) -> T:
+    """``build(client)``; if that raises, close ``client`` first. For openers that create a
+    client and hand it to a store or index that owns it (``open_store`` / ``open_index``)."""
+    try:
+        return build(client)
+    except Exception:
+        client.close()
+        raise
 
 
 def rerank_hits(reranker: RerankerLike, query: str, hits: list[Hit]) -> list[Hit]:

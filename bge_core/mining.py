@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import random
-import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from bge_core.errors import BGEError
-from bge_core.index import Mode, RerankerLike, VectorIndex, make_id
+from bge_core.index import Mode, RerankerLike, VectorIndex, make_id, progress_enabled
 from bge_core.jsonl import iter_json_objects
 from bge_core.types import Hit
 
@@ -284,8 +283,7 @@ def mine_hard_negatives(
     stats = MiningStats()
     from tqdm.auto import tqdm
 
-    show = sys.stderr.isatty() if show_progress is None else show_progress
-    for q in tqdm(queries, desc="mining", unit="query", disable=not show):
+    for q in tqdm(queries, desc="mining", unit="query", disable=not progress_enabled(show_progress)):
         hits = index.search(q.query, k=end, mode=mode)
         pos_ids = set(q.pos_ids)
         pos_texts = {_norm(p) for p in q.pos}

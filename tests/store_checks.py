@@ -53,6 +53,17 @@ CORPUS: list[tuple[str, dict[str, Any]]] = [(t, _metadata(i)) for i, t in enumer
 #: Queries: ordinary ones and one with no known word (an empty sparse query).
 QUERIES = ["the cat on the mat", "cancer cells in the liver", "dense sparse retrieval", "heart disease drug", "zzz qqq"]
 
+#: ``(mode, fusion, stage)``: every search mode and hybrid fusion, with the ``Hit.scores`` key of
+#: the stage that ranks its hits last.
+SEARCH_CASES: list[tuple[str, str, str]] = [
+    ("dense", "rrf", "dense"),
+    ("sparse", "rrf", "sparse"),
+    ("hybrid", "rrf", "fusion"),
+    ("hybrid", "dbsf", "fusion"),
+    ("hybrid", "weighted", "fusion"),
+    ("colbert", "rrf", "colbert"),
+]
+
 #: Filters every store must answer exactly as the reference store.
 FILTERS: list[dict[str, Any]] = [
     {"group": "even"},
@@ -173,3 +184,26 @@ def release_milvus(path: Path | str) -> None:
     from milvus_lite.server_manager import server_manager_instance
 
     server_manager_instance.release_server(str(path))
+
+
+def release_milvus_under(folder: Path) -> None:
+    """Stop the in-process Milvus Lite servers of every database below ``folder``.
+
+    ``MilvusClient("x.db").close()`` (and an in-process ``bge`` run on ``milvus:x.db``) leaves
+    the Milvus Lite server of ``x.db`` running, holding its LOCK file, until the process ends;
+    test teardowns call this so each test releases what it opened. The databases are the
+    ``*.db`` folders below ``folder`` and, where Milvus Lite lists its servers, the ones it
+    serves from there (also those whose folder is gone: a failed ``bge index`` removes the
+    store it created). A no-op when Milvus Lite was never imported."""
+    import os
+    import sys
+
+    manager = sys.modules.get("milvus_lite.server_manager")
+    if manager is None:
+        return
+    root = os.path.abspath(folder.resolve())
+    served = list(getattr(manager.server_manager_instance, "_servers", {}))  # private: read defensively
+    paths = {str(db.resolve()) for db in folder.rglob("*.db") if db.is_dir()}
+    paths.update(p for p in served if isinstance(p, str) and p.startswith(root + os.sep))
+    for path in sorted(paths):
+        release_milvus(path)

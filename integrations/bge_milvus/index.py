@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bge_core.index import IndexEncoder, RetryPolicy, VectorIndex
+from bge_core.index import IndexEncoder, IndexKwargs, IndexOptions, VectorIndex
 from bge_milvus.store import MilvusStore
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["MilvusIndex"]
 
@@ -17,7 +20,9 @@ class MilvusIndex(VectorIndex):
     model work happens, in the constructor: the collection is created (or validated) on the
     first write or by :meth:`ensure_collection`. ColBERT token vectors go to the companion
     collection ``<collection_name>_colbert``. See :class:`bge_milvus.store.MilvusStore` for
-    the layout and the store options (``dense_index``, ``metric``, ``ef``, ``timeout``).
+    the layout and the store options (``dense_index``, ``metric``, ``ef``, ``timeout``);
+    ``options`` / the index keywords (``dense``, ``sparse``, ``colbert``, ``show_progress``,
+    ``write_batch_size``, ``chunk_size``, ``retry``) are :class:`~bge_core.index.IndexOptions`.
 
     Example::
 
@@ -35,20 +40,15 @@ class MilvusIndex(VectorIndex):
         collection_name: str,
         encoder: IndexEncoder,
         *,
-        dense: bool = True,
-        sparse: bool = True,
-        colbert: bool = True,
         colbert_collection: str | None = None,
         dense_index: str = "AUTOINDEX",
         metric: str = "IP",
         ef: int = 128,
         timeout: float | None = None,
-        show_progress: bool | None = None,
-        write_batch_size: int = 64,
-        chunk_size: int = 256,
-        retry: RetryPolicy | None = None,
         owns_client: bool = False,
         label: str | None = None,
+        options: IndexOptions | None = None,
+        **kwargs: Unpack[IndexKwargs],
     ) -> None:
         store = MilvusStore(
             client,
@@ -61,17 +61,7 @@ class MilvusIndex(VectorIndex):
             owns_client=owns_client,
             label=label,
         )
-        super().__init__(
-            store,
-            encoder,
-            dense=dense,
-            sparse=sparse,
-            colbert=colbert,
-            show_progress=show_progress,
-            write_batch_size=write_batch_size,
-            chunk_size=chunk_size,
-            retry=retry,
-        )
+        super().__init__(store, encoder, options=options, **kwargs)
 
     @property
     def collection_name(self) -> str:

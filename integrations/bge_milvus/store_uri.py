@@ -17,13 +17,16 @@ import os
 import shutil
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bge_core.errors import DamagedIndexError, StoreError
-from bge_core.index import IndexEncoder
+from bge_core.index import IndexEncoder, IndexKwargs, IndexOptions, close_on_error
 from bge_milvus.dependency import require_pymilvus
 from bge_milvus.index import MilvusIndex
 from bge_milvus.store import MilvusStore
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["CONNECT_TIMEOUT", "TOKEN_ENV", "check_lite_collection", "drop_lite_collection", "open_index", "open_store"]
 
@@ -43,11 +46,7 @@ def open_store(uri: str, *, collection: str, **options: Any) -> MilvusStore:
     ``timeout``). Raises :class:`StoreError` (one line) as :func:`open_index` does.
     """
     client, label = _connect(uri, collection)
-    try:
-        return MilvusStore(client, collection, owns_client=True, label=label, **options)
-    except Exception:
-        client.close()
-        raise
+    return close_on_error(client, lambda c: MilvusStore(c, collection, owns_client=True, label=label, **options))
 
 
 def open_index(
@@ -55,28 +54,20 @@ def open_index(
     *,
     encoder: IndexEncoder,
     collection: str,
-    dense: bool = True,
-    sparse: bool = True,
-    colbert: bool = True,
-    show_progress: bool | None = None,
+    options: IndexOptions | None = None,
+    **kwargs: Unpack[IndexKwargs],
 ) -> MilvusIndex:
-    """Create the client named by ``uri`` and a :class:`MilvusIndex` on ``collection``.
+    """Create the client named by ``uri`` and a :class:`MilvusIndex` on ``collection``
+    (``options`` / keywords: :class:`~bge_core.index.IndexOptions`).
 
     The index's ``close()`` closes the client. Raises :class:`StoreError` (one line) for an
     unknown or malformed URI, an unreachable server, or a Milvus Lite file in use by another
     process.
     """
     client, label = _connect(uri, collection)
-    return MilvusIndex(
+    return close_on_error(
         client,
-        collection,
-        encoder,
-        dense=dense,
-        sparse=sparse,
-        colbert=colbert,
-        show_progress=show_progress,
-        owns_client=True,
-        label=label,
+        lambda c: MilvusIndex(c, collection, encoder, owns_client=True, label=label, options=options, **kwargs),
     )
 
 

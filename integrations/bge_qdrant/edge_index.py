@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from bge_core.index import IndexEncoder, RetryPolicy, VectorIndex
+from bge_core.index import IndexEncoder, IndexKwargs, IndexOptions, VectorIndex
 from bge_qdrant.edge_store import DEFAULT_BUILD_THRESHOLD, DEFAULT_EF_CONSTRUCT, EdgeStore, PayloadIndexType
 from bge_qdrant.layout import QdrantLayout
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["QdrantEdgeIndex"]
 
@@ -44,10 +47,12 @@ class QdrantEdgeIndex(VectorIndex):
         hnsw_m / hnsw_ef_construct / hnsw_ef: HNSW parameters (search ``ef`` default: Qdrant's).
         hnsw_indexing_threads / max_segment_points: see :class:`bge_qdrant.edge_store.EdgeStore`.
         build_threshold: points between HNSW builds during an ingest (None: only at the end).
-        show_progress / write_batch_size / chunk_size / retry: see ``VectorIndex``.
+        options / dense / sparse / colbert / show_progress / write_batch_size / chunk_size /
+            retry: :class:`~bge_core.index.IndexOptions` (``write_batch_size`` default: 256).
     """
 
     store: EdgeStore
+    default_options: ClassVar[IndexOptions] = IndexOptions(write_batch_size=256)
 
     def __init__(
         self,
@@ -55,9 +60,6 @@ class QdrantEdgeIndex(VectorIndex):
         encoder: IndexEncoder,
         *,
         collection_name: str = "bge",
-        dense: bool = True,
-        sparse: bool = True,
-        colbert: bool = True,
         payload_indexes: Mapping[str, PayloadIndexType] | None = None,
         sparse_idf: bool = False,
         colbert_hnsw: bool = False,
@@ -70,11 +72,10 @@ class QdrantEdgeIndex(VectorIndex):
         hnsw_indexing_threads: int = 0,
         max_segment_points: int | None = None,
         build_threshold: int | None = DEFAULT_BUILD_THRESHOLD,
-        show_progress: bool | None = None,
-        write_batch_size: int = 256,
-        chunk_size: int = 256,
-        retry: RetryPolicy | None = None,
+        options: IndexOptions | None = None,
+        **kwargs: Unpack[IndexKwargs],
     ) -> None:
+        opts = IndexOptions.from_kwargs(self.default_options if options is None else options, **kwargs)
         layout = QdrantLayout(
             sparse_idf=sparse_idf,
             colbert_hnsw=colbert_hnsw,
@@ -93,19 +94,9 @@ class QdrantEdgeIndex(VectorIndex):
             hnsw_indexing_threads=hnsw_indexing_threads,
             max_segment_points=max_segment_points,
             build_threshold=build_threshold,
-            show_progress=show_progress,
+            show_progress=opts.show_progress,
         )
-        super().__init__(
-            store,
-            encoder,
-            dense=dense,
-            sparse=sparse,
-            colbert=colbert,
-            show_progress=show_progress,
-            write_batch_size=write_batch_size,
-            chunk_size=chunk_size,
-            retry=retry,
-        )
+        super().__init__(store, encoder, options=opts)
 
     @property
     def path(self) -> str:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bge_core.index import (
     CollectionSpec,
     Document,
     IndexEncoder,
+    IndexKwargs,
+    IndexOptions,
     Record,
-    RetryPolicy,
     SearchKwargs,
     SearchOptions,
     SearchRequest,
@@ -35,16 +36,12 @@ __all__ = ["AsyncQdrantIndex", "QdrantIndex", "QdrantIndexOptions"]
 T = TypeVar("T")
 
 
-class QdrantIndexOptions(TypedDict, total=False):
+class QdrantIndexOptions(IndexKwargs, total=False):
     """Keyword options of :class:`QdrantIndex` and :class:`AsyncQdrantIndex` (one list for
-    both constructors). Defaults: ``dense`` / ``sparse`` / ``colbert`` True, the layout
-    options as in :class:`~bge_qdrant.QdrantLayout`, ``owns_client`` False, and
-    ``show_progress`` / ``write_batch_size`` / ``chunk_size`` / ``retry`` as in
-    :class:`~bge_core.index.VectorIndex`."""
+    both constructors): the index options (:class:`~bge_core.index.IndexKwargs`, or one
+    ``options=`` :class:`~bge_core.index.IndexOptions`), the layout options as in
+    :class:`~bge_qdrant.QdrantLayout`, and ``owns_client`` (default False)."""
 
-    dense: bool
-    sparse: bool
-    colbert: bool
     sparse_idf: bool
     colbert_hnsw: bool
     colbert_on_disk: bool
@@ -52,10 +49,7 @@ class QdrantIndexOptions(TypedDict, total=False):
     colbert_max_vectors: int | None
     create_options: Mapping[str, Any] | None
     owns_client: bool
-    show_progress: bool | None
-    write_batch_size: int
-    chunk_size: int
-    retry: RetryPolicy | None
+    options: IndexOptions | None
 
 
 _LAYOUT_OPTIONS = (
@@ -66,15 +60,15 @@ _LAYOUT_OPTIONS = (
     "colbert_max_vectors",
     "create_options",
 )
+#: Every option name (a TypedDict's annotations include its base's).
+_OPTION_NAMES = tuple(QdrantIndexOptions.__annotations__)
 
 
 def _split_options(options: QdrantIndexOptions) -> tuple[QdrantLayout, bool, dict[str, Any]]:
     """``(layout, owns_client, VectorIndex keyword arguments)`` from the constructor options."""
-    unknown = sorted(set(options) - set(QdrantIndexOptions.__annotations__))
+    unknown = sorted(set(options) - set(_OPTION_NAMES))
     if unknown:
-        raise TypeError(
-            f"unexpected option(s) {', '.join(unknown)}; the options are: {', '.join(QdrantIndexOptions.__annotations__)}"
-        )
+        raise TypeError(f"unexpected option(s) {', '.join(unknown)}; the options are: {', '.join(_OPTION_NAMES)}")
     given: dict[str, Any] = dict(options)
     layout = {k: given.pop(k) for k in _LAYOUT_OPTIONS if k in given}
     layout["create_options"] = dict(layout.get("create_options") or {})
@@ -120,7 +114,8 @@ class QdrantIndex(VectorIndex):
         colbert_max_vectors: most ColBERT vectors kept per document (see above).
         create_options: extra ``create_collection`` arguments (shards, replication, ...).
         owns_client: close ``client`` in :meth:`close`.
-        show_progress / write_batch_size / chunk_size / retry: see ``VectorIndex``.
+        options / show_progress / write_batch_size / chunk_size / retry: the
+            :class:`~bge_core.index.IndexOptions` (as for ``VectorIndex``).
     """
 
     store: QdrantStore

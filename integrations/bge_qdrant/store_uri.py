@@ -23,15 +23,18 @@ import os
 import shutil
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from bge_core.errors import DamagedIndexError, StoreError
-from bge_core.index import IndexEncoder
+from bge_core.index import IndexEncoder, close_on_error
 from bge_qdrant.batch import BatchQdrantStore
 from bge_qdrant.dependency import QdrantClient
-from bge_qdrant.index import QdrantIndex
+from bge_qdrant.index import QdrantIndex, QdrantIndexOptions
 from bge_qdrant.layout import QdrantLayout
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "API_KEY_ENV",
@@ -230,11 +233,7 @@ def open_store(uri: str, *, collection: str, layout: QdrantLayout | None = None)
     folder whose collection is damaged raises :class:`~bge_core.errors.DamagedIndexError`."""
     client, where = _connect(uri, collection)
     logger.info("opened Qdrant store at %s, collection %r", where, collection)
-    try:
-        return BatchQdrantStore(client, collection, layout=layout, owns_client=True)
-    except Exception:
-        client.close()
-        raise
+    return close_on_error(client, lambda c: BatchQdrantStore(c, collection, layout=layout, owns_client=True))
 
 
 def open_index(
@@ -242,31 +241,17 @@ def open_index(
     *,
     encoder: IndexEncoder,
     collection: str,
-    dense: bool = True,
-    sparse: bool = True,
-    colbert: bool = True,
-    show_progress: bool | None = None,
-    **options: Any,
+    **options: Unpack[QdrantIndexOptions],
 ) -> QdrantIndex:
     """A :class:`QdrantIndex` on the store named by ``uri`` (see the module docstring).
 
-    The index owns the client it creates: ``index.close()`` closes it. Extra keyword
-    ``options`` go to :class:`QdrantIndex` (for example ``sparse_idf=True``).
+    The index owns the client it creates: ``index.close()`` closes it. Keyword ``options`` go
+    to :class:`QdrantIndex` (:class:`~bge_qdrant.index.QdrantIndexOptions`, for example
+    ``sparse_idf=True`` or ``colbert=False``).
     """
+    if "owns_client" in options:
+        raise TypeError("open_index always owns the client it creates (index.close() closes it); drop owns_client")
+    options["owns_client"] = True
     client, where = _connect(uri, collection)
     logger.info("opened Qdrant store at %s, collection %r", where, collection)
-    try:
-        return QdrantIndex(
-            client,
-            collection,
-            encoder,
-            dense=dense,
-            sparse=sparse,
-            colbert=colbert,
-            show_progress=show_progress,
-            owns_client=True,
-            **options,
-        )
-    except Exception:
-        client.close()
-        raise
+    return close_on_error(client, lambda c: QdrantIndex(c, collection, encoder, **options))

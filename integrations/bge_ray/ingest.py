@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import socket
-import sys
 import time
 import warnings
 from collections import deque
@@ -34,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bge_core.errors import BGEError, MissingDependencyError
-from bge_core.index import Record, RetryPolicy, VectorIndex, close_store
+from bge_core.index import Record, RetryPolicy, VectorIndex, close_store, progress_enabled
 from bge_ray.errors import RayIngestError, from_ray_exception
 from bge_ray.rows import METADATA_COLUMN, check_schema, decode_records, prepare_rows
 from bge_ray.workers import EncodeWorker, OnError, WorkerConfig, load_model
@@ -284,15 +283,6 @@ class _ProgressLine:
             self._bar.close()
 
 
-def _show(flag: bool | None) -> bool:
-    if flag is not None:
-        return flag
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 # -- the job ----------------------------------------------------------------------------------
 def ingest(
     source: ray.data.Dataset | str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
@@ -536,7 +526,7 @@ def _run(
             max_restarts=max_restarts,
             max_task_retries=max_task_retries,
         )
-    bar = _ProgressLine(_show(show_progress), total)
+    bar = _ProgressLine(progress_enabled(show_progress), total)
     writer = _Writer(index, result)
 
     def report() -> None:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from bge_core.index import CollectionSpec, Record, RetryPolicy
+from bge_core.index import CollectionSpec, Record, RetryPolicy, split_unchanged
 from bge_ray.errors import MARKER
 from bge_ray.rows import PreparedRow, prepare_rows, status_table
 
@@ -129,14 +129,9 @@ class EncodeWorker:
                 status.append((r.id, "skipped", None))
             latest[r.id] = r
         todo = list(latest.values())
-        if cfg.skip_unchanged and todo:
-            if self.store is not None:
-                stored = self._store_call(lambda: self.store.fetch_hashes([r.id for r in todo]), "reading hashes")
-            else:
-                stored = self.stored
-            keep = [r for r in todo if stored.get(r.id) != r.hash]
-            status.extend((r.id, "skipped", None) for r in todo if stored.get(r.id) == r.hash)
-            todo = keep
+        if cfg.skip_unchanged:
+            todo, unchanged = split_unchanged(todo, self._stored_hashes)
+            status.extend((r.id, "skipped", None) for r in unchanged)
         records = self._encode(todo, status) if todo else []
         if self.store is not None and records:
             step = max(1, cfg.batch_size)
@@ -146,6 +141,13 @@ class EncodeWorker:
             status.extend((r.id, "written", None) for r in records)
             records = []
         return status_table(status, records)
+
+    def _stored_hashes(self, ids: list[str]) -> Mapping[str, str]:
+        """Hashes from this worker's store, or those the driver read for an embedded store."""
+        if self.store is None:
+            return self.stored
+        stored: Mapping[str, str] = self._store_call(lambda: self.store.fetch_hashes(ids), "reading hashes")
+        return stored
 
     def _store_call(self, fn: Callable[[], Any], what: str) -> Any:
         try:

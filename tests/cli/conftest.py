@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from store_checks import release_milvus_under
 
 from bge_core.testing import TINY_WORDS
 
@@ -40,6 +42,33 @@ def bge(capsys: pytest.CaptureFixture[str]) -> Runner:
         return Result(code, cap.out, cap.err)
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _release_milvus_lite(tmp_path: Path) -> Iterator[None]:
+    """Stop the Milvus Lite servers a test started below its ``tmp_path`` (in-process ``bge``
+    runs on ``milvus:`` URIs leave them running, holding their LOCK files, otherwise)."""
+    yield
+    release_milvus_under(tmp_path)
+
+
+@pytest.fixture
+def milvus_client() -> Iterator[Callable[[Path], Any]]:
+    """``open(path)``: a ``MilvusClient`` on a Milvus Lite database, closed at teardown even when
+    the test fails (closing twice is harmless; the server is stopped by ``_release_milvus_lite``)."""
+    pytest.importorskip("milvus_lite")
+    from pymilvus import MilvusClient
+
+    clients: list[Any] = []
+
+    def open_(path: Path) -> Any:
+        client = MilvusClient(str(path))
+        clients.append(client)
+        return client
+
+    yield open_
+    for client in clients:
+        client.close()
 
 
 def row_digest(title: str, text: str) -> str:

@@ -5,6 +5,7 @@ client standing in for the server), and a Milvus index left half-created by a ki
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,13 @@ def test_drop_never_creates_a_store(kind: str, bge: Runner, tmp_path: Path) -> N
 
 @pytest.mark.parametrize("kind", ["qdrant+http", "milvus+http"])
 def test_drop_on_a_server(
-    kind: str, bge: Runner, docs_dir: Path, tiny_m3_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kind: str,
+    bge: Runner,
+    docs_dir: Path,
+    tiny_m3_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Server URIs take the server path (no local existence check; the collection is looked up),
     on one in-process client that stands in for the server."""
@@ -105,17 +112,15 @@ def test_drop_on_a_server(
         from bge_qdrant.batch import BatchQdrantStore
 
         client: Any = QdrantClient(":memory:")
+        request.addfinalizer(client.close)
 
         def opener(uri: str, *, collection: str) -> Any:
             assert uri == "qdrant+http://db.example:6333"
             return BatchQdrantStore(client, collection)
     else:
-        pytest.importorskip("milvus_lite")
-        from pymilvus import MilvusClient
-
         from bge_milvus import MilvusStore
 
-        client = MilvusClient(str(tmp_path / "server.db"))
+        client = request.getfixturevalue("milvus_client")(tmp_path / "server.db")
 
         def opener(uri: str, *, collection: str) -> Any:
             assert uri == "milvus+http://db.example:19530"
@@ -134,7 +139,6 @@ def test_drop_on_a_server(
         assert not client.collection_exists("bge")
     res = bge("drop", "--store", uri, "--yes")
     assert res.code == 1 and "no index at " + uri in res.error_lines()[0]
-    client.close()
 
 
 @pytest.mark.parametrize("uri", ["qdrant+http://127.0.0.1:9", "milvus+http://127.0.0.1:9"])
@@ -145,13 +149,11 @@ def test_drop_unreachable_server_is_one_line(bge: Runner, uri: str) -> None:
 
 @pytest.mark.parametrize("left", ["main", "companion"])
 def test_drop_a_half_created_milvus_index(
-    left: str, bge: Runner, docs_dir: Path, tiny_m3_path: Path, tmp_path: Path
+    left: str, bge: Runner, docs_dir: Path, tiny_m3_path: Path, tmp_path: Path, milvus_client: Callable[[Path], Any]
 ) -> None:
     """A kill between creating the ColBERT companion and the main collection (or an older
     version's main collection without its companion) is droppable, without a question: there
     are no rows and no settings to lose."""
-    pytest.importorskip("milvus_lite")
-    from pymilvus import MilvusClient
     from store_checks import release_milvus
 
     from bge_core.index import CollectionSpec
@@ -160,7 +162,7 @@ def test_drop_a_half_created_milvus_index(
     db = tmp_path / "m.db"
     uri = f"milvus:{db}"
     _index(bge, docs_dir, uri, tiny_m3_path)
-    client = MilvusClient(str(db))
+    client = milvus_client(db)
     client.drop_collection("bge")
     client.drop_collection("bge_colbert")
     # What a kill leaves: the companion alone (it is created first), or an older version's
@@ -173,7 +175,7 @@ def test_drop_a_half_created_milvus_index(
     release_milvus(db)
     res = bge("drop", "--store", uri)  # no --yes and no terminal: nothing to lose, no question
     assert res.code == 0 and res.out.strip() == f"dropped collection 'bge' of {uri} (empty)", res.err
-    client = MilvusClient(str(db))
+    client = milvus_client(db)
     assert client.list_collections() == []
     client.close()
     _index(bge, docs_dir, uri, tiny_m3_path)  # and it indexes again

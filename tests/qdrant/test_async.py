@@ -8,19 +8,11 @@ from typing import Any
 import pytest
 from qdrant_client import AsyncQdrantClient, models
 from qdrant_helpers import QUERIES, assert_same_hits
+from store_checks import SEARCH_CASES
 
 from bge_core.errors import CollectionMismatchError
 from bge_core.index import make_id
 from bge_qdrant import AsyncQdrantIndex
-
-MODES = [
-    ("dense", "rrf", "dense"),
-    ("sparse", "rrf", "sparse"),
-    ("hybrid", "rrf", "fusion"),
-    ("hybrid", "dbsf", "fusion"),
-    ("hybrid", "weighted", "fusion"),
-    ("colbert", "rrf", "colbert"),
-]
 
 
 async def test_async_index_matches_sync(m3: Any, filled: Any, qd_corpus: Any) -> None:
@@ -33,7 +25,7 @@ async def test_async_index_matches_sync(m3: Any, filled: Any, qd_corpus: Any) ->
     assert await index.count() == len(texts)
     assert await index.add_texts(texts, metas) == ids
     assert await index.count() == len(texts)
-    for mode, fusion, stage in MODES:
+    for mode, fusion, stage in SEARCH_CASES:
         for flt in (None, {"topic": "bio"}):
             expected = filled.search(QUERIES[0], 5, mode=mode, fusion=fusion, filter=flt, prefetch_limit=4)
             got = await index.search(QUERIES[0], 5, mode=mode, fusion=fusion, filter=flt, prefetch_limit=4)

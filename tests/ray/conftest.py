@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_checks import release_milvus_under
 
 HERE = Path(__file__).resolve().parent
 
@@ -39,3 +40,11 @@ def ray_cluster() -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _release_milvus_lite(tmp_path: Path) -> Iterator[None]:
+    """Stop the Milvus Lite servers a test started below its ``tmp_path`` (in-process ``bge`` runs
+    and ``store_dump.milvus_rows`` leave them running, holding their LOCK files, otherwise)."""
+    yield
+    release_milvus_under(tmp_path)

@@ -7,19 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from store_checks import CORPUS, FILTERS, QUERIES, assert_same_hits
+from store_checks import CORPUS, FILTERS, QUERIES, SEARCH_CASES, assert_same_hits
 from store_kits import REFUSED_KEY_CHARS
 
 from bge_core.index import VectorIndex, make_id
-
-CASES = [
-    ("dense", "rrf", "dense"),
-    ("sparse", "rrf", "sparse"),
-    ("hybrid", "rrf", "fusion"),
-    ("hybrid", "dbsf", "fusion"),
-    ("hybrid", "weighted", "fusion"),
-    ("colbert", "rrf", "colbert"),
-]
 
 Pair = tuple[VectorIndex, VectorIndex]
 
@@ -32,7 +23,7 @@ def compare(filled: Pair, query: str, k: int, stage: str, **options: Any) -> lis
     return list(got)
 
 
-@pytest.mark.parametrize(("mode", "fusion", "stage"), CASES)
+@pytest.mark.parametrize(("mode", "fusion", "stage"), SEARCH_CASES)
 @pytest.mark.parametrize("prefetch_limit", [None, 3])
 def test_modes_and_fusions_equal_reference(
     filled: Pair, mode: str, fusion: str, stage: str, prefetch_limit: int | None
@@ -66,7 +57,7 @@ def test_filters_equal_reference(filled: Pair, flt: dict[str, Any], request: pyt
             filled[0].search("the cells", k=12, mode="dense", filter=flt)
         return
     matching = {make_id(None, t) for t, m in CORPUS if _matches(m, flt)}
-    for mode, fusion, stage in CASES:
+    for mode, fusion, stage in SEARCH_CASES:
         got = compare(filled, "the cells", 12, stage, mode=mode, fusion=fusion, filter=flt)
         assert {h.id for h in got} <= matching, (mode, flt)
     dense = compare(filled, "the cells", 12, "dense", mode="dense", filter=flt)
