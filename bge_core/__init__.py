@@ -26,7 +26,7 @@ from bge_core.types import Hit, M3Output, RerankResult, SparseVector
 if TYPE_CHECKING:
     from bge_core.dense import DenseEncoder
     from bge_core.holder import ModelHolder
-    from bge_core.index import Document, DroppableStore, VectorIndex
+    from bge_core.index import Document, DroppableStore, IndexOptions, VectorIndex
     from bge_core.kinds import ModelKindError, load
     from bge_core.llm_reranker import (
         LayerwiseLLMReranker,
@@ -47,6 +47,7 @@ __all__ = [
     "Document",
     "DroppableStore",
     "Hit",
+    "IndexOptions",
     "IndexSettingsMismatchError",
     "LLMReranker",
     "LayerwiseLLMReranker",
@@ -81,6 +82,7 @@ _LAZY = {
     "LightweightLLMReranker": "bge_core.llm_reranker",
     "Document": "bge_core.index",
     "DroppableStore": "bge_core.index",
+    "IndexOptions": "bge_core.index",
     "VectorIndex": "bge_core.index",
     "SearchOptions": "bge_core.search_options",
     "ModelHolder": "bge_core.holder",
