@@ -14,7 +14,7 @@ one device, no teacher scores), rewritten here:
   ``self_distill_start_step``) the softmax of the detached ensemble teaches each score:
   ``loss = (loss + (w_d·KD(dense) + w_s·KD(sparse) + w_c·KD(colbert)) / 3) / 2``.
   FlagEmbedding hard-codes ``w = (1, 0.1, 1)`` and ``e = (1, 0.3, 1)``; here they are options
-  with those defaults (:class:`M3Options`).
+  with those defaults (:class:`bge_core.finetune.M3Options`).
 
 One difference in how, not what: FlagEmbedding scatters sparse weights into a
 ``batch × length × vocabulary`` tensor (250k ids for bge-m3) before the max; here the max runs
@@ -33,7 +33,6 @@ training run starts.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -45,6 +44,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from bge_core.finetune import M3Options
+
 __all__ = ["M3Loss", "M3Options", "M3TrainingModel", "load_m3_training_model", "save_m3_folder"]
 
 logger = logging.getLogger(__name__)
@@ -52,44 +53,6 @@ logger = logging.getLogger(__name__)
 #: Sentence-transformers files (backbone-independent configuration) copied from the source
 #: checkpoint so an ST layout stays loadable as one.
 _ST_FILES = ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
-
-
-@dataclass(frozen=True)
-class M3Options:
-    """FlagEmbedding's BGE-M3 training switches and loss weights.
-
-    Defaults are FlagEmbedding's BGE-M3 recipe (its fine-tuning example for ``BAAI/bge-m3``:
-    ``--unified_finetuning True --use_self_distill True --self_distill_start_step 0
-    --fix_encoder False``) and the weights its loss hard-codes.
-
-    ``unified``: train the sparse and ColBERT heads too (FlagEmbedding's
-    ``unified_finetuning``); ``False`` trains the dense loss only and copies the heads
-    unchanged. ``self_distill``: distil the ensemble score into each of the three
-    (``use_self_distill``), from the step after ``self_distill_start_step``.
-    ``fix_encoder``: train the heads only. ``loss_weights``: (dense, sparse, colbert) weights of
-    the InfoNCE and distillation terms (FlagEmbedding: 1, 0.1, 1). ``ensemble_weights``:
-    (dense, sparse, colbert) weights of the ensemble score (FlagEmbedding: 1, 0.3, 1).
-    """
-
-    unified: bool = True
-    self_distill: bool = True
-    self_distill_start_step: int = 0
-    fix_encoder: bool = False
-    loss_weights: tuple[float, float, float] = (1.0, 0.1, 1.0)
-    ensemble_weights: tuple[float, float, float] = (1.0, 0.3, 1.0)
-
-    def problems(self) -> list[str]:
-        """What is wrong with these options (empty when they are usable)."""
-        out = []
-        for name in ("loss_weights", "ensemble_weights"):
-            w = tuple(getattr(self, name))
-            if len(w) != 3 or not all(isinstance(x, (int, float)) and math.isfinite(x) and x >= 0 for x in w):
-                out.append(f"{name} must be 3 finite numbers >= 0 (dense, sparse, colbert), got {w}")
-        if self.self_distill and not self.unified:
-            out.append("self-distillation needs the unified loss (the ensemble is its teacher); drop one of them")
-        if self.fix_encoder and not self.unified:
-            out.append("fix_encoder trains the heads only, which the dense-only loss does not use: nothing would train")
-        return out
 
 
 @dataclass
@@ -255,6 +218,17 @@ class M3TrainingModel(nn.Module):
         return M3Loss(loss, parts)
 
 
+def _load_backbone(folder: Path) -> Any:
+    """The transformer in fp32, without the pooler where the class has one (BGE-M3 does not
+    use it; a pooler missing from the checkpoint would be saved back randomly initialised)."""
+    from transformers import AutoModel
+
+    try:
+        return AutoModel.from_pretrained(str(folder), dtype=torch.float32, add_pooling_layer=False)
+    except TypeError:  # a model class without that option
+        return AutoModel.from_pretrained(str(folder), dtype=torch.float32)
+
+
 def special_token_ids(tokenizer: Any) -> list[int]:
     """The ids FlagEmbedding zeroes in sparse vectors during training: CLS, EOS, PAD, UNK."""
     ids = (tokenizer.cls_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id)
@@ -265,13 +239,13 @@ def load_m3_training_model(
     folder: str | os.PathLike[str], *, temperature: float, options: M3Options | None = None
 ) -> tuple[M3TrainingModel, Any]:
     """The trainable model and the tokenizer of the BGE-M3 checkpoint in ``folder`` (fp32)."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from bge_core.loading import load_head_state_dict
 
     path = Path(folder)
     tokenizer = AutoTokenizer.from_pretrained(str(path))
-    backbone = AutoModel.from_pretrained(str(path), dtype=torch.float32)
+    backbone = _load_backbone(path)
     hidden = int(backbone.config.hidden_size)
     heads: dict[str, nn.Linear] = {}
     for name in ("colbert_linear", "sparse_linear"):
@@ -322,23 +296,21 @@ def save_m3_folder(model: M3TrainingModel, tokenizer: Any, out: Path, source: Pa
 
 def load_m3_checkpoint(model: M3TrainingModel, folder: Path) -> None:
     """Load the weights of a checkpoint written by :func:`save_m3_folder` into ``model``."""
-    from transformers import AutoModel
-
     from bge_core.loading import load_head_state_dict
 
-    saved = AutoModel.from_pretrained(str(folder), dtype=torch.float32)
+    saved = _load_backbone(folder)
     model.model.load_state_dict(saved.state_dict())
     for name in ("colbert_linear", "sparse_linear"):
         getattr(model, name).load_state_dict(load_head_state_dict(folder, name))
 
 
-def make_trainer_class() -> type:
-    """A transformers ``Trainer`` that saves and resumes BGE-M3 folders and passes the step
-    to the loss (defined on call: transformers is imported when training starts)."""
+def make_trainer_class(source_dir: Path | None = None) -> Any:
+    """A transformers ``Trainer`` that saves and resumes BGE-M3 folders (with the
+    sentence-transformers files of ``source_dir``) and passes the step to the loss (defined on
+    call: transformers is imported when training starts)."""
     from transformers import Trainer
 
-    class M3Trainer(Trainer):  # type: ignore[misc]
-        source_dir: Path | None = None
+    class M3Trainer(Trainer):
 
         def compute_loss(
             self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
@@ -349,9 +321,9 @@ def make_trainer_class() -> type:
             return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
 
         def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
-            target = Path(output_dir if output_dir is not None else self.args.output_dir)
+            target = Path(str(output_dir if output_dir is not None else self.args.output_dir))
             core = self.accelerator.unwrap_model(self.model)
-            save_m3_folder(core, self.processing_class, target, self.source_dir)
+            save_m3_folder(core, self.processing_class, target, source_dir)
             torch.save(self.args, target / "training_args.bin")
 
         def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
