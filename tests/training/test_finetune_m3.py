@@ -165,7 +165,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(m3_path: Path, t
     f = _write(tmp_path / "t.jsonl", _rows(16))
     finetune(f, m3_path, tmp_path / "full", CFG)
 
-    class Interrupt(TrainerCallback):  # type: ignore[misc]
+    class Interrupt(TrainerCallback):
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if state.global_step == 6:  # mid epoch 2, after epoch 1's checkpoint
                 raise KeyboardInterrupt
@@ -238,3 +238,28 @@ def test_incomplete_m3_checkpoint_is_refused(m3_path: Path, tmp_path: Path) -> N
     with pytest.raises(ModelKindError, match="no sparse_linear"):
         finetune(f, broken, tmp_path / "out", CFG)
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_picks_the_m3_loss_and_takes_its_options(
+    bge: Any, m3_path: Path, tiny_dense_path: Path, tmp_path: Path
+) -> None:
+    f = _write(tmp_path / "t.jsonl", _rows(8))
+    base = ["finetune", f, "--batch-size", "4", "--dtype", "float32", "--device", "cpu", "--no-progress"]
+    out = tmp_path / "ft"
+    code, stdout, err = bge(
+        *base, "--model", m3_path, "--out", out, "--gradient-checkpointing", "--loss-weights", "1,0.2,1"
+    )
+    assert code == 0, err
+    assert json.loads(stdout)["steps"] == 2
+    recorded = json.loads((out / "bge_finetune.json").read_text())
+    assert recorded["kind"] == "m3" and recorded["config"]["m3"]["loss_weights"] == [1.0, 0.2, 1.0]
+    assert recorded["config"]["m3"]["unified"] and recorded["config"]["m3"]["self_distill"]
+    assert (out / "colbert_linear.pt").is_file() and (out / "sparse_linear.pt").is_file()
+    code, _, err = bge(*base, "--model", m3_path, "--out", tmp_path / "d", "--dense-only")
+    assert code == 0, err
+    assert not json.loads((tmp_path / "d" / "bge_finetune.json").read_text())["config"]["m3"]["unified"]
+    code, _, err = bge(*base, "--model", tiny_dense_path, "--out", tmp_path / "x", "--dense-only")
+    assert code == 1 and "apply to BGE-M3 checkpoints only" in err
+    code, _, err = bge(*base, "--model", m3_path, "--out", tmp_path / "y", "--loss-weights", "1,0.1")
+    assert code == 2 and "DENSE,SPARSE,COLBERT" in err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -94,7 +94,7 @@ def _run_ours(ours: M3TrainingModel, q: dict[str, Any], p: dict[str, Any], step:
     ours.zero_grad()
     ours.step = step
     loss = ours.compute_loss(q, p).loss
-    loss.backward()
+    loss.backward()  # type: ignore[no-untyped-call]
     return float(loss.detach()), _grads(ours)
 
 
