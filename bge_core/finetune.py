@@ -1,4 +1,4 @@
-"""Contrastive fine-tuning of dense BGE / sentence-transformers models on mined hard negatives.
+"""Contrastive fine-tuning of BGE / sentence-transformers models (and BGE-M3) on mined hard negatives.
 
 Built on sentence-transformers' ``SentenceTransformerTrainer`` (itself the transformers
 ``Trainer``) with ``MultipleNegativesRankingLoss``: InfoNCE over each query's positive, its
@@ -15,6 +15,11 @@ in errors), the query instruction, the group size (1 positive + ``group_size - 1
 negatives per query, FlagEmbedding's ``train_group_size``), seeded sampling, epoch
 checkpoints marked complete only after they are fully written (``--resume`` uses the last
 complete one), and an atomic final save.
+
+BGE-M3 checkpoints (recognised by their ``colbert_linear`` / ``sparse_linear`` heads) train
+with FlagEmbedding's unified loss and self-distillation instead, on the transformers
+``Trainer``: :mod:`bge_core.finetune_m3`, options in :class:`M3Options`. Validation, the
+recorded options, epoch checkpoints and ``--resume`` are shared.
 
 torch, transformers and sentence-transformers are imported when training starts.
 """
