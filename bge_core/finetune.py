@@ -833,19 +833,21 @@ def _callbacks(log: list[dict[str, float]], show: bool) -> list[Any]:
         ) -> None:
             if not logs or "loss" not in logs:
                 return
-            log.append(
-                {"step": float(state.global_step), "epoch": float(state.epoch or 0), "loss": float(logs["loss"])}
-            )
+            entry = {"step": float(state.global_step), "epoch": float(state.epoch or 0), "loss": float(logs["loss"])}
+            # BGE-M3: the terms of the loss (loss_dense, loss_sparse, loss_colbert, ...).
+            parts = {k: float(v) for k, v in logs.items() if k.startswith("loss_")}
+            log.append({**entry, **parts})
             done = state.global_step - (self.first_step or 0)
             elapsed = time.perf_counter() - self.started
             left = elapsed / done * (state.max_steps - state.global_step) if done > 0 else float("nan")
             logger.log(
                 logging.DEBUG if show else logging.INFO,
-                "step %d/%d epoch %.2f loss %.4f, %.0f s elapsed, ~%.0f s left",
+                "step %d/%d epoch %.2f loss %.4f%s, %.0f s elapsed, ~%.0f s left",
                 state.global_step,
                 state.max_steps,
                 state.epoch or 0,
                 logs["loss"],
+                "".join(f" {k[5:]} {v:.4f}" for k, v in parts.items()),
                 elapsed,
                 left,
             )

@@ -311,6 +311,7 @@ def make_trainer_class(source_dir: Path | None = None) -> Any:
     from transformers import Trainer
 
     class M3Trainer(Trainer):
+        _parts: dict[str, list[float]]
 
         def compute_loss(
             self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
@@ -318,7 +319,19 @@ def make_trainer_class(source_dir: Path | None = None) -> Any:
             core = self.accelerator.unwrap_model(model)
             core.step = self.state.global_step
             outputs = model(queries=inputs["queries"], passages=inputs["passages"])
+            if core.training:
+                parts = self.__dict__.setdefault("_parts", {})
+                for key, value in core.last_parts.items():
+                    parts.setdefault(key, []).append(value)
             return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
+
+        def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+            # The terms of the loss (mean since the last log) next to it: loss_dense, loss_sparse, ...
+            parts = self.__dict__.get("_parts")
+            if "loss" in logs and parts:
+                logs.update({f"loss_{k}": round(sum(v) / len(v), 4) for k, v in parts.items()})
+                parts.clear()
+            super().log(logs, *args, **kwargs)
 
         def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
             target = Path(str(output_dir if output_dir is not None else self.args.output_dir))

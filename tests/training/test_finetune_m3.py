@@ -93,6 +93,9 @@ def test_m3_checkpoint_trains_with_the_m3_loss_and_saves_an_m3_folder(m3_path: P
     res = finetune(f, m3_path, out, CFG)
     assert res.steps == 8 and res.examples == 16 and len(res.log) == 8
     assert all(np.isfinite(e["loss"]) for e in res.log)
+    # Each logged step carries the terms of the loss (distillation from the second step on).
+    assert {"loss_dense", "loss_sparse", "loss_colbert", "loss_ensemble"} <= set(res.log[0])
+    assert "loss_distill" in res.log[1] and "loss_distill" not in res.log[0]
     assert json.loads((out / "bge_finetune.json").read_text())["kind"] == "m3"
     # It learned: the loss of the training batch went down.
     assert _batch_loss(out, rows) < 0.8 * _batch_loss(m3_path, rows)
