@@ -1,4 +1,4 @@
-"""Contrastive fine-tuning of dense BGE / sentence-transformers models on mined hard negatives.
+"""Contrastive fine-tuning of BGE / sentence-transformers models (and BGE-M3) on mined hard negatives.
 
 Built on sentence-transformers' ``SentenceTransformerTrainer`` (itself the transformers
 ``Trainer``) with ``MultipleNegativesRankingLoss``: InfoNCE over each query's positive, its
@@ -16,6 +16,11 @@ negatives per query, FlagEmbedding's ``train_group_size``), seeded sampling, epo
 checkpoints marked complete only after they are fully written (``--resume`` uses the last
 complete one), and an atomic final save.
 
+BGE-M3 checkpoints (recognised by their ``colbert_linear`` / ``sparse_linear`` heads) train
+with FlagEmbedding's unified loss and self-distillation instead, on the transformers
+``Trainer``: :mod:`bge_core.finetune_m3`, options in :class:`M3Options`. Validation, the
+recorded options, epoch checkpoints and ``--resume`` are shared.
+
 torch, transformers and sentence-transformers are imported when training starts.
 """
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 import shutil
@@ -42,6 +48,7 @@ __all__ = [
     "COMPLETE_MARKER",
     "FinetuneConfig",
     "FinetuneResult",
+    "M3Options",
     "TrainingDataError",
     "TrainingRow",
     "build_training_columns",
@@ -60,6 +67,8 @@ CONFIG_FILE = "bge_finetune.json"
 #: (mean pooling; trained with MultipleNegativesRankingLoss at scale 20).
 BGE_TEMPERATURE = 0.02
 SENTENCE_TRANSFORMERS_TEMPERATURE = 0.05
+#: BGE-M3 training token cap unless ``max_length`` is set (the model's own is 8192).
+M3_DEFAULT_MAX_LENGTH = 512
 _UNSET: Any = object()
 
 
@@ -79,6 +88,44 @@ class TrainingRow:
 
 
 @dataclass(frozen=True)
+class M3Options:
+    """BGE-M3 training switches and loss weights (FlagEmbedding's; used for M3 checkpoints only).
+
+    Defaults are FlagEmbedding's BGE-M3 recipe (its fine-tuning example for ``BAAI/bge-m3``:
+    ``--unified_finetuning True --use_self_distill True --self_distill_start_step 0
+    --fix_encoder False``) and the weights its loss hard-codes.
+
+    ``unified``: train the sparse and ColBERT heads too (FlagEmbedding's
+    ``unified_finetuning``); ``False`` trains the dense loss only and copies the heads
+    unchanged. ``self_distill``: distil the ensemble score into each of the three
+    (``use_self_distill``), from the step after ``self_distill_start_step``.
+    ``fix_encoder``: train the heads only. ``loss_weights``: (dense, sparse, colbert) weights of
+    the InfoNCE and distillation terms (FlagEmbedding: 1, 0.1, 1). ``ensemble_weights``:
+    (dense, sparse, colbert) weights of the ensemble score (FlagEmbedding: 1, 0.3, 1).
+    """
+
+    unified: bool = True
+    self_distill: bool = True
+    self_distill_start_step: int = 0
+    fix_encoder: bool = False
+    loss_weights: tuple[float, float, float] = (1.0, 0.1, 1.0)
+    ensemble_weights: tuple[float, float, float] = (1.0, 0.3, 1.0)
+
+    def problems(self) -> list[str]:
+        """What is wrong with these options (empty when they are usable)."""
+        out = []
+        for name in ("loss_weights", "ensemble_weights"):
+            w = tuple(getattr(self, name))
+            if len(w) != 3 or not all(isinstance(x, (int, float)) and math.isfinite(x) and x >= 0 for x in w):
+                out.append(f"{name} must be 3 finite numbers >= 0 (dense, sparse, colbert), got {w}")
+        if self.self_distill and not self.unified:
+            out.append("self-distillation needs the unified loss (the ensemble is its teacher); drop one of them")
+        if self.fix_encoder and not self.unified:
+            out.append("fix_encoder trains the heads only, which the dense-only loss does not use: nothing would train")
+        return out
+
+
+@dataclass(frozen=True)
 class FinetuneConfig:
     """Training options.
 
@@ -90,7 +137,8 @@ class FinetuneConfig:
     SciFact, MiniLM at 0.02 lost nDCG@10 where 0.05 gained (BENCHMARKS.md section 9).
     ``query_instruction``: prefix of queries (default: the model's known instruction, or a
     row's ``prompt``). ``dtype``: ``auto`` is bf16 where the GPU or CPU (AMX / AVX512-BF16)
-    runs it natively, fp32 otherwise.
+    runs it natively, fp32 otherwise. ``m3``: the loss options of BGE-M3 checkpoints
+    (:class:`M3Options`; FlagEmbedding's defaults); a dense model refuses non-default ones.
     """
 
     epochs: int = 1
@@ -109,6 +157,7 @@ class FinetuneConfig:
     logging_steps: int = 10
     show_progress: bool | None = None
     max_steps: int = -1
+    m3: M3Options = field(default_factory=M3Options)
 
     def check(self) -> None:
         """Raise :class:`TrainingDataError` on out-of-range values."""
@@ -120,6 +169,9 @@ class FinetuneConfig:
             raise TrainingDataError(f"temperature must be in (0, 1], got {self.temperature}")
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise TrainingDataError(f"dtype {self.dtype!r}: use auto, float32 or bfloat16")
+        problems = self.m3.problems()
+        if problems:
+            raise TrainingDataError("BGE-M3 options: " + "; ".join(problems))
 
 
 @dataclass
@@ -315,6 +367,19 @@ def _use_bf16(dtype: str, device: str) -> bool:
     return cpu_has_native_bf16()
 
 
+def _training_kind(model: str) -> str:
+    """``"m3"`` or ``"dense"``: which loss ``model`` trains with (a reranker is refused)."""
+    from bge_core.kinds import detect_kind
+
+    kind = detect_kind(model)
+    if kind.role != "embed":
+        raise TrainingDataError(
+            f"{model} is a {kind.name} model ({kind.description}); bge finetune trains embedding models "
+            "(dense BGE / sentence-transformers, or BGE-M3)"
+        )
+    return "m3" if kind.name == "m3" else "dense"
+
+
 def finetune(
     train: str | os.PathLike[str] | Sequence[TrainingRow],
     model: str | os.PathLike[str],
@@ -324,13 +389,17 @@ def finetune(
     resume: bool = False,
     callbacks: Sequence[Any] = (),
 ) -> FinetuneResult:
-    """Fine-tune the dense model ``model`` on ``train`` and save it to ``output_dir``.
+    """Fine-tune the embedding model ``model`` on ``train`` and save it to ``output_dir``.
 
-    ``output_dir`` receives the final model (loads with ``DenseEncoder`` and with
-    ``SentenceTransformer``) and ``checkpoints/checkpoint-<step>`` after each epoch. All
-    input is validated before a model loads. A new run refuses a non-empty ``output_dir``;
-    ``resume=True`` continues from the last complete epoch checkpoint with the recorded
-    options. ``callbacks`` are extra ``transformers.TrainerCallback`` objects.
+    A dense model (BGE v1.5, sentence-transformers) trains with InfoNCE over in-batch and hard
+    negatives; its output folder loads with ``DenseEncoder`` and ``SentenceTransformer``. A
+    BGE-M3 checkpoint (``colbert_linear`` / ``sparse_linear`` heads) trains with
+    FlagEmbedding's unified loss and self-distillation (``config.m3``); its output folder
+    loads with ``BGEM3Encoder`` and FlagEmbedding's ``BGEM3FlagModel``.
+    ``checkpoints/checkpoint-<step>`` is written after each epoch. All input is validated
+    before a model loads. A new run refuses a non-empty ``output_dir``; ``resume=True``
+    continues from the last complete epoch checkpoint with the recorded options.
+    ``callbacks`` are extra ``transformers.TrainerCallback`` objects.
     """
     cfg = config or FinetuneConfig()
     cfg.check()
@@ -352,14 +421,26 @@ def finetune(
         raise TrainingDataError(
             f"{n_examples} training examples are fewer than one batch ({cfg.batch_size}); lower --batch-size"
         )
+    kind = _training_kind(model)
+    if kind == "m3":
+        _check_m3_inputs(model, rows, cfg)
+    elif cfg.m3 != M3Options():
+        raise TrainingDataError(
+            f"{model} is a dense model: the BGE-M3 loss options (dense-only, self-distillation, loss weights) "
+            "apply to BGE-M3 checkpoints only; drop them"
+        )
+    skip = ("show_progress", "logging_steps") + (() if kind == "m3" else ("m3",))
     recorded: dict[str, Any] = {
         "model": model,
-        "config": {k: v for k, v in asdict(cfg).items() if k not in ("show_progress", "logging_steps")},
+        "config": {k: v for k, v in asdict(cfg).items() if k not in skip},
         "instruction": instruction,
         "data": _file_digest(train_file)
         if train_file is not None
         else hashlib.blake2b(json.dumps(columns, sort_keys=True).encode(), digest_size=16).hexdigest(),
     }
+    if kind == "m3":
+        recorded["kind"] = "m3"
+    recorded = json.loads(json.dumps(recorded))  # as read back (tuples become lists)
     ckpt_dir = out / "checkpoints"
     resume_from: Path | None = None
     if resume:
@@ -378,7 +459,7 @@ def finetune(
                 f"--resume: {out} was started with other inputs ({', '.join(diffs)}); "
                 "use the same model, file and options, or a new --out"
             )
-        if (out / "modules.json").is_file():
+        if (out / "modules.json").is_file() or (out / "config.json").is_file():
             raise TrainingDataError(f"{out} already holds the finished model; use a new --out to train again")
         for _, path in _checkpoints(ckpt_dir):
             if not (path / COMPLETE_MARKER).is_file():
@@ -393,6 +474,186 @@ def finetune(
         out.mkdir(parents=True, exist_ok=True)
         _write_atomic(out / CONFIG_FILE, json.dumps(recorded, indent=2) + "\n")
 
+    job = _Job(cfg, model, out, ckpt_dir, columns, instruction, len(rows), resume_from, list(callbacks))
+    return _train_m3(job) if kind == "m3" else _train_dense(job)
+
+
+def _check_m3_inputs(model: str, rows: Sequence[TrainingRow], cfg: FinetuneConfig) -> None:
+    """What BGE-M3 adds to the checks: it uses no query instruction (``BGEM3Encoder`` refuses
+    one, so a model trained with one would be queried without it)."""
+    if cfg.query_instruction:
+        raise TrainingDataError(
+            f"{model} is a BGE-M3 model, which uses no query instruction; drop --query-instruction"
+        )
+    for r in rows:
+        if r.prompt:
+            raise TrainingDataError(
+                f"line {r.line}: a \"prompt\", but {model} is a BGE-M3 model, which uses no query instruction; "
+                "mine the file without --prompt"
+            )
+
+
+@dataclass
+class _Job:
+    """A validated training run."""
+
+    cfg: FinetuneConfig
+    model: str
+    out: Path
+    ckpt_dir: Path
+    columns: dict[str, list[str]]
+    instruction: str
+    n_rows: int
+    resume_from: Path | None
+    callbacks: list[Any]
+
+    @property
+    def n_examples(self) -> int:
+        return len(self.columns["anchor"])
+
+
+def _resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _warmup_args(cfg: FinetuneConfig, args_class: Any) -> dict[str, Any]:
+    """Warmup and checkpointing options under the name this transformers version uses."""
+    import transformers
+
+    extra: dict[str, Any] = {}
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        extra["warmup_steps"] = float(cfg.warmup_ratio)  # a float below 1 is a ratio there
+    else:
+        extra["warmup_ratio"] = cfg.warmup_ratio
+    if cfg.gradient_checkpointing:
+        # transformers 5 renamed the option (the old name still works, with a warning).
+        names = getattr(args_class, "__dataclass_fields__", {})
+        extra["activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"] = True
+    return extra
+
+
+def _result(job: _Job, output: Any, seconds: float, log: list[dict[str, float]]) -> FinetuneResult:
+    losses = [e["loss"] for e in log if "loss" in e]
+    return FinetuneResult(
+        output_dir=job.out,
+        steps=int(output.global_step),
+        epochs=job.cfg.epochs,
+        train_seconds=seconds,
+        final_loss=losses[-1] if losses else None,
+        examples=job.n_examples,
+        resumed_from=job.resume_from,
+        log=log,
+    )
+
+
+def _train_m3(job: _Job) -> FinetuneResult:
+    """BGE-M3: FlagEmbedding's unified loss on the transformers ``Trainer`` (see
+    :mod:`bge_core.finetune_m3`)."""
+    for pkg in ("datasets", "accelerate", "transformers"):
+        try:
+            __import__(pkg)
+        except ImportError as exc:
+            raise MissingDependencyError(pkg, "train", "bge finetune") from exc
+    import datasets
+    import transformers
+
+    from bge_core.finetune_m3 import M3Collator, load_m3_training_model, make_trainer_class
+    from bge_core.loading import resolve_model_dir
+
+    cfg = job.cfg
+    transformers.set_seed(cfg.seed)
+    device = _resolve_device(cfg.device)
+    folder = resolve_model_dir(job.model)
+    temperature = cfg.temperature if cfg.temperature is not None else BGE_TEMPERATURE
+    m3_model, tokenizer = load_m3_training_model(folder, temperature=temperature, options=cfg.m3)
+    positions = int(getattr(m3_model.config, "max_position_embeddings", 514) or 514) - 2
+    cap = min(positions, int(tokenizer.model_max_length))
+    max_length = min(cfg.max_length, cap) if cfg.max_length is not None else min(M3_DEFAULT_MAX_LENGTH, cap)
+    bf16 = _use_bf16(cfg.dtype, device)
+    show = sys.stderr.isatty() if cfg.show_progress is None else cfg.show_progress
+    args = transformers.TrainingArguments(
+        output_dir=str(job.ckpt_dir),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        bf16=bf16,
+        use_cpu=device == "cpu",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        save_strategy="epoch",
+        logging_steps=cfg.logging_steps,
+        report_to="none",
+        disable_tqdm=not show,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        **_warmup_args(cfg, transformers.TrainingArguments),
+    )
+    log: list[dict[str, float]] = []
+    trainer_class = make_trainer_class(folder)
+    trainer = trainer_class(
+        model=m3_model,
+        args=args,
+        train_dataset=datasets.Dataset.from_dict(job.columns),
+        data_collator=M3Collator(tokenizer, max_length, cfg.group_size),
+        processing_class=tokenizer,
+        callbacks=[*_callbacks(log, show), *job.callbacks],
+    )
+    _quiet_stdout(trainer, show)
+    opts = cfg.m3
+    logger.info(
+        "fine-tuning BGE-M3 %s: %d examples (%d rows), group size %d, batch %d, %d epoch(s), %s, temperature %g, "
+        "%s loss%s, max length %d",
+        job.model,
+        job.n_examples,
+        job.n_rows,
+        cfg.group_size,
+        cfg.batch_size,
+        cfg.epochs,
+        "bf16" if bf16 else "fp32",
+        temperature,
+        "unified" if opts.unified else "dense-only",
+        " + self-distillation" if opts.self_distill else "",
+        max_length,
+    )
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
+    seconds = time.perf_counter() - started
+    _save_final_m3(m3_model, tokenizer, job.out, folder)
+    return _result(job, output, seconds, log)
+
+
+def _save_final_m3(m3_model: Any, tokenizer: Any, out: Path, source: Path) -> None:
+    """The M3 folder into a temp folder next to the output, then moved in; ``config.json``
+    (what marks the folder as a finished model) moves last."""
+    from bge_core.finetune_m3 import save_m3_folder
+
+    tmp = Path(tempfile.mkdtemp(prefix=".final-", dir=out))
+    try:
+        save_m3_folder(m3_model, tokenizer, tmp, source)
+        _move_into(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _move_into(tmp: Path, out: Path) -> None:
+    entries = sorted(tmp.iterdir(), key=lambda p: p.name in ("modules.json", "config.json"))
+    for entry in entries:
+        target = out / entry.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(entry, target)
+
+
+def _train_dense(job: _Job) -> FinetuneResult:
+    """Dense models: sentence-transformers' trainer and ``MultipleNegativesRankingLoss``."""
+    cfg, model, out, ckpt_dir, columns = job.cfg, job.model, job.out, job.ckpt_dir, job.columns
+    n_examples, callbacks, resume_from, instruction = job.n_examples, job.callbacks, job.resume_from, job.instruction
     _import_training()
     import datasets
     import transformers
@@ -410,11 +671,7 @@ def finetune(
     from sentence_transformers.training_args import BatchSamplers
 
     transformers.set_seed(cfg.seed)
-    device = cfg.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _resolve_device(cfg.device)
     st_model = _load_model(model, device)
     model_max_length = st_model.max_seq_length
     if cfg.max_length is not None:
@@ -428,15 +685,7 @@ def finetune(
     dataset = datasets.Dataset.from_dict(columns)
     bf16 = _use_bf16(cfg.dtype, device)
     show = sys.stderr.isatty() if cfg.show_progress is None else cfg.show_progress
-    extra: dict[str, Any] = {}
-    if int(transformers.__version__.split(".")[0]) >= 5:
-        extra["warmup_steps"] = float(cfg.warmup_ratio)  # a float below 1 is a ratio there
-    else:
-        extra["warmup_ratio"] = cfg.warmup_ratio
-    if cfg.gradient_checkpointing:
-        # transformers 5 renamed the option (the old name still works, with a warning).
-        names = getattr(SentenceTransformerTrainingArguments, "__dataclass_fields__", {})
-        extra["activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"] = True
+    extra = _warmup_args(cfg, SentenceTransformerTrainingArguments)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(ckpt_dir),
         num_train_epochs=cfg.epochs,
@@ -469,7 +718,7 @@ def finetune(
         "fine-tuning %s: %d examples (%d rows), group size %d, batch %d, %d epoch(s), %s, temperature %g",
         model,
         n_examples,
-        len(rows),
+        job.n_rows,
         cfg.group_size,
         cfg.batch_size,
         cfg.epochs,
@@ -481,17 +730,7 @@ def finetune(
     seconds = time.perf_counter() - started
     st_model.max_seq_length = model_max_length
     _save_final(st_model, out)
-    losses = [e["loss"] for e in log if "loss" in e]
-    return FinetuneResult(
-        output_dir=out,
-        steps=int(output.global_step),
-        epochs=cfg.epochs,
-        train_seconds=seconds,
-        final_loss=losses[-1] if losses else None,
-        examples=n_examples,
-        resumed_from=resume_from,
-        log=log,
-    )
+    return _result(job, output, seconds, log)
 
 
 def _save_final(st_model: Any, out: Path) -> None:
@@ -502,12 +741,7 @@ def _save_final(st_model: Any, out: Path) -> None:
         st_model.save(str(tmp))
         _legacy_pooling_config(tmp)
         _record_max_length(tmp, int(st_model.max_seq_length))
-        entries = sorted(tmp.iterdir(), key=lambda p: p.name == "modules.json")
-        for entry in entries:
-            target = out / entry.name
-            if target.is_dir():
-                shutil.rmtree(target)
-            os.replace(entry, target)
+        _move_into(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -599,19 +833,21 @@ def _callbacks(log: list[dict[str, float]], show: bool) -> list[Any]:
         ) -> None:
             if not logs or "loss" not in logs:
                 return
-            log.append(
-                {"step": float(state.global_step), "epoch": float(state.epoch or 0), "loss": float(logs["loss"])}
-            )
+            entry = {"step": float(state.global_step), "epoch": float(state.epoch or 0), "loss": float(logs["loss"])}
+            # BGE-M3: the terms of the loss (loss_dense, loss_sparse, loss_colbert, ...).
+            parts = {k: float(v) for k, v in logs.items() if k.startswith("loss_")}
+            log.append({**entry, **parts})
             done = state.global_step - (self.first_step or 0)
             elapsed = time.perf_counter() - self.started
             left = elapsed / done * (state.max_steps - state.global_step) if done > 0 else float("nan")
             logger.log(
                 logging.DEBUG if show else logging.INFO,
-                "step %d/%d epoch %.2f loss %.4f, %.0f s elapsed, ~%.0f s left",
+                "step %d/%d epoch %.2f loss %.4f%s, %.0f s elapsed, ~%.0f s left",
                 state.global_step,
                 state.max_steps,
                 state.epoch or 0,
                 logs["loss"],
+                "".join(f" {k[5:]} {v:.4f}" for k, v in parts.items()),
                 elapsed,
                 left,
             )

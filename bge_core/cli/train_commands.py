@@ -32,6 +32,17 @@ def _ratio(raw: str) -> float:
     return value
 
 
+def _weights(raw: str) -> tuple[float, float, float]:
+    parts = raw.split(",")
+    try:
+        values = tuple(float(x) for x in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or any(not v >= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected 3 numbers >= 0 as DENSE,SPARSE,COLBERT (e.g. 1,0.1,1), got {raw!r}")
+    return values[0], values[1], values[2]
+
+
 def add_train_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``mine`` and ``finetune`` to the ``bge`` sub-command parsers."""
     p = sub.add_parser(
@@ -94,15 +105,21 @@ def add_train_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "finetune",
         parents=[train_common],
-        help="fine-tune a dense model on a training file",
+        help="fine-tune an embedding model (dense or BGE-M3) on a training file",
         description="Contrastive fine-tuning (InfoNCE with in-batch and hard negatives) of a dense BGE or "
-        "sentence-transformers model on FlagEmbedding-format JSON lines. Checkpoints after each epoch; "
+        "sentence-transformers model on FlagEmbedding-format JSON lines. A BGE-M3 checkpoint (sparse and "
+        "ColBERT heads) trains with FlagEmbedding's unified loss (dense + sparse + ColBERT + their ensemble) "
+        "and self-distillation from the ensemble. Checkpoints after each epoch; "
         "--resume continues an interrupted run. Needs: pip install 'bge-integrations[train]'.",
     )
     p.add_argument(
         "train_file", metavar="TRAIN_JSONL", help='JSON lines {"query", "pos", "neg"} (bge mine writes them)'
     )
-    p.add_argument("--model", required=True, help="dense model id or folder, e.g. BAAI/bge-small-en-v1.5")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="model id or folder, e.g. BAAI/bge-small-en-v1.5 (dense) or a BGE-M3 folder (M3 loss, chosen by its heads)",
+    )
     p.add_argument("--out", required=True, help="output folder (the model, and checkpoints/)")
     p.add_argument("--epochs", type=positive_int, default=1, help="epochs (default 1)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="queries per batch (default 32)")
@@ -117,10 +134,12 @@ def add_train_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "--temperature",
         type=float,
         default=None,
-        help="InfoNCE temperature (default the model's own: 0.02 for BGE / CLS pooling, "
+        help="InfoNCE temperature (default the model's own: 0.02 for BGE / CLS pooling and BGE-M3, "
         "0.05 for sentence-transformers mean-pooling models such as all-MiniLM-L6-v2)",
     )
-    p.add_argument("--max-length", type=positive_int, default=None, help="token cap (default the model's)")
+    p.add_argument(
+        "--max-length", type=positive_int, default=None, help="token cap (default the model's; 512 for BGE-M3)"
+    )
     p.add_argument(
         "--query-instruction",
         default=None,
@@ -136,6 +155,42 @@ def add_train_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto)")
     p.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for memory")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last complete epoch")
+    m3 = p.add_argument_group("BGE-M3 loss (FlagEmbedding's options and defaults; M3 checkpoints only)")
+    m3.add_argument(
+        "--dense-only",
+        action="store_true",
+        help="train the dense loss only (FlagEmbedding's unified_finetuning=False); the sparse and ColBERT "
+        "heads are copied unchanged",
+    )
+    m3.add_argument(
+        "--no-self-distill",
+        dest="self_distill",
+        action="store_false",
+        help="no self-distillation from the ensemble score (FlagEmbedding's use_self_distill=False)",
+    )
+    m3.add_argument(
+        "--self-distill-start-step",
+        type=int,
+        default=0,
+        help="self-distillation starts after this step (default 0, FlagEmbedding's BGE-M3 recipe)",
+    )
+    m3.add_argument(
+        "--fix-encoder", action="store_true", help="train the sparse and ColBERT heads only (FlagEmbedding's fix_encoder)"
+    )
+    m3.add_argument(
+        "--loss-weights",
+        type=_weights,
+        default=(1.0, 0.1, 1.0),
+        metavar="D,S,C",
+        help="weights of the dense, sparse and ColBERT loss terms (default 1,0.1,1 as FlagEmbedding)",
+    )
+    m3.add_argument(
+        "--ensemble-weights",
+        type=_weights,
+        default=(1.0, 0.3, 1.0),
+        metavar="D,S,C",
+        help="weights of dense, sparse and ColBERT in the ensemble score (default 1,0.3,1 as FlagEmbedding)",
+    )
     p.add_argument(
         "--no-progress",
         dest="progress",
@@ -236,8 +291,17 @@ def cmd_mine(args: argparse.Namespace) -> int:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     """``bge finetune TRAIN_JSONL --model M --out DIR``."""
-    from bge_core.finetune import FinetuneConfig, finetune
+    from bge_core.finetune import FinetuneConfig, M3Options, finetune
 
+    m3 = M3Options(
+        unified=not args.dense_only,
+        # --dense-only has no ensemble to distil from.
+        self_distill=args.self_distill and not args.dense_only,
+        self_distill_start_step=args.self_distill_start_step,
+        fix_encoder=args.fix_encoder,
+        loss_weights=args.loss_weights,
+        ensemble_weights=args.ensemble_weights,
+    )
     cfg = FinetuneConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -251,6 +315,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         gradient_checkpointing=args.gradient_checkpointing,
         query_instruction=args.query_instruction,
         show_progress=args.progress,
+        m3=m3,
     )
     try:
         result = finetune(args.train_file, args.model, args.out, cfg, resume=args.resume)
