@@ -329,6 +329,7 @@ def _build(config: LightConfig) -> Any:
             return_dict: bool = True,
         ) -> LightOutput:
             hidden = self.embeddings(input_ids, token_type_ids)
+            fast = _fast_mode(self.cpu_fusion, hidden)
             mask = None
             if attention_mask is not None:
                 # transformers' create_bidirectional_mask for sdpa: no mask without padding, else
@@ -337,13 +338,16 @@ def _build(config: LightConfig) -> Any:
                 # Traced / exported graphs keep the mask (as transformers does): a data-dependent
                 # skip would be baked in for the example input.
                 tracing = torch._C._get_tracing_state() is not None or torch.compiler.is_compiling()
-                if tracing or not bool(keep.all()):
+                padded = not tracing and not bool(keep.all())
+                if fast != "off" and padded:
+                    # SDPA would turn a boolean mask into this additive one in every layer: build
+                    # it once, broadcast over the queries (the CPU kernel reads it with stride 0;
+                    # the same values are added, so the result is the same bit for bit).
+                    mask = torch.zeros(keep.shape, dtype=hidden.dtype, device=hidden.device)
+                    mask = mask.masked_fill_(~keep, float("-inf"))[:, None, None, :]
+                elif tracing or padded:
                     batch, length = keep.shape
                     mask = keep[:, None, None, :].expand(batch, 1, length, length).contiguous()
-            fast = _fast_mode(self.cpu_fusion, hidden)
-            if mask is not None and fast != "off":
-                # SDPA turns a boolean mask into an additive one in every layer; do it once.
-                mask = torch.zeros(mask.shape, dtype=hidden.dtype, device=hidden.device).masked_fill_(~mask, float("-inf"))
             for layer in self.encoder.layer:
                 hidden = layer(hidden, mask, fast)
             return LightOutput(last_hidden_state=hidden)
