@@ -21,7 +21,7 @@ bf16 inference forwards on CPU run the linear layers as oneDNN products with the
 epilogue and build the additive attention mask once (``BGE_CPU_FUSION``, see
 :func:`cpu_fusion_setting`): still bit-identical (aten's bf16 ``addmm`` reaches the same oneDNN
 product, after a pass copying the broadcast bias into its output, and SDPA builds the same additive
-mask from a boolean one in every layer), 1.1-2x faster (BENCHMARKS.md section 10).
+mask from a boolean one in every layer), 1.1-2x faster on two cores (BENCHMARKS.md section 10).
 """
 
 from __future__ import annotations
