@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -159,6 +160,8 @@ def cpu_fusion_setting() -> str:
 def _onednn_bf16() -> bool:
     import torch
 
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False  # measured and tested on x86 oneDNN only (ARM builds use ACL underneath)
     try:
         available = torch.backends.mkldnn.is_available()  # type: ignore[no-untyped-call]
         return bool(available and torch.ops.mkldnn._is_mkldnn_bf16_supported())

@@ -110,3 +110,23 @@ def test_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch, bert384: 
     monkeypatch.setenv("BGE_CPU_FUSION", "fast")
     with pytest.raises(ValueError, match="BGE_CPU_FUSION must be one of exact, fused, off"):
         cpu_fusion_setting()
+
+
+def test_fused_relu_checkpoint(tmp_path: Path) -> None:
+    torch.manual_seed(6)
+    config = transformers.BertConfig(
+        vocab_size=300, hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128, hidden_act="relu"
+    )
+    path = tmp_path / "relu"
+    transformers.BertModel(config, add_pooling_layer=False).save_pretrained(str(path))
+    cfg = light_config(path)
+    assert cfg is not None and cfg.hidden_act == "relu"
+    model = load_light_model(path, cfg)
+    assert model is not None
+    model = model.to(torch.bfloat16)
+    plain, _ = _run(model, "off", True)
+    exact, _ = _run(model, "exact", True)
+    fused, ops = _run(model, "fused", True)
+    assert torch.equal(exact, plain) and "aten::relu" not in ops
+    cos = torch.nn.functional.cosine_similarity(fused.float(), plain.float(), dim=-1)
+    assert float(cos.min()) > 0.999
