@@ -16,12 +16,20 @@ transformers in float32 and bfloat16, with and without padding). Anything outsid
 not in one ``model.safetensors``, a missing encoder weight) returns ``None`` from
 :func:`light_config` and the caller loads the model with transformers as before.
 ``BGE_LIGHT_MODEL=0`` switches the light path off.
+
+bf16 inference forwards on CPU run the linear layers as oneDNN products with the bias in the
+epilogue and build the additive attention mask once (``BGE_CPU_FUSION``, see
+:func:`cpu_fusion_setting`): still bit-identical (aten's bf16 ``addmm`` reaches the same oneDNN
+product, after a pass copying the broadcast bias into its output, and SDPA builds the same additive
+mask from a boolean one in every layer), 1.1-2x faster on two cores (BENCHMARKS.md section 10).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +37,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["LightConfig", "LightOutput", "light_config", "light_model_enabled", "load_light_model"]
+__all__ = [
+    "LightConfig",
+    "LightOutput",
+    "cpu_fusion_setting",
+    "light_config",
+    "light_model_enabled",
+    "load_light_model",
+]
 
 # Defaults of transformers' BertConfig / XLMRobertaConfig / RobertaConfig for the fields we read
 # (config.json written by transformers 5 leaves out values equal to the class default).
@@ -122,6 +137,50 @@ def light_config(model_dir: Path) -> LightConfig | None:
         return None
 
 
+_FUSIONS = ("exact", "fused", "off")
+
+
+def cpu_fusion_setting() -> str:
+    """The light encoder's CPU bf16 path from ``BGE_CPU_FUSION``: ``exact`` (default), ``fused`` or ``off``.
+
+    ``exact`` runs the linear layers as oneDNN products with the bias in the epilogue and builds
+    the additive attention mask once per forward: bit-identical to transformers, without the pass
+    aten's bf16 ``addmm`` spends copying the broadcast bias into its output and the per-layer mask
+    conversion. ``fused`` also runs GELU and the residual adds as post-ops of the products (results
+    differ from transformers by bf16 rounding). ``off`` runs plain ``nn.Linear`` layers.
+    Only bf16 inference forwards on CPU use it; float32, GPUs, autograd and tracing run plain ops.
+    """
+    raw = os.environ.get("BGE_CPU_FUSION", "").strip().lower() or "exact"
+    if raw not in _FUSIONS:
+        raise ValueError(f"BGE_CPU_FUSION must be one of {', '.join(_FUSIONS)} (default exact), got {raw!r}")
+    return raw
+
+
+@functools.lru_cache(maxsize=1)
+def _onednn_bf16() -> bool:
+    import torch
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False  # measured and tested on x86 oneDNN only (ARM builds use ACL underneath)
+    try:
+        available = torch.backends.mkldnn.is_available()  # type: ignore[no-untyped-call]
+        return bool(available and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _fast_mode(setting: str, hidden: torch.Tensor) -> str:
+    """The CPU fusion level one forward runs with: ``setting`` for a bf16 CPU inference forward
+    where oneDNN runs bf16, else "off" (GPU, float32, autograd, tracing / compiling)."""
+    import torch
+
+    if setting == "off" or hidden.device.type != "cpu" or hidden.dtype != torch.bfloat16:
+        return "off"
+    if torch.is_grad_enabled() or torch._C._get_tracing_state() is not None or torch.compiler.is_compiling():
+        return "off"
+    return setting if _onednn_bf16() else "off"
+
+
 def _build(config: LightConfig) -> Any:
     import torch
     from torch import nn
@@ -131,7 +190,17 @@ def _build(config: LightConfig) -> Any:
     head_dim = config.hidden_size // heads
     scaling = head_dim**-0.5
     roberta = config.model_type in ("xlm-roberta", "roberta")
-    act = F.gelu if config.hidden_act == "gelu" else F.relu
+    gelu = config.hidden_act == "gelu"
+    act = F.gelu if gelu else F.relu
+
+    def _linear(module: nn.Linear, x: torch.Tensor, fast: str) -> torch.Tensor:
+        if fast == "off":
+            out: torch.Tensor = module(x)
+        else:
+            # oneDNN's product with the bias in its epilogue: the same result as F.linear, bit for
+            # bit, without the pass aten's bf16 addmm spends copying the broadcast bias first.
+            out = torch.ops.mkldnn._linear_pointwise(x, module.weight, module.bias, "none", [], "")
+        return out
 
     class Embeddings(nn.Module):
         def __init__(self) -> None:
@@ -175,11 +244,11 @@ def _build(config: LightConfig) -> Any:
             self.key = nn.Linear(h, h)
             self.value = nn.Linear(h, h)
 
-        def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, fast: str) -> torch.Tensor:
             shape = (*hidden.shape[:-1], -1, head_dim)
-            q = self.query(hidden).view(*shape).transpose(1, 2)
-            k = self.key(hidden).view(*shape).transpose(1, 2)
-            v = self.value(hidden).view(*shape).transpose(1, 2)
+            q = _linear(self.query, hidden, fast).view(*shape).transpose(1, 2)
+            k = _linear(self.key, hidden, fast).view(*shape).transpose(1, 2)
+            v = _linear(self.value, hidden, fast).view(*shape).transpose(1, 2)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.0, scale=scaling, is_causal=False)
             out = out.reshape(out.shape[0], -1, q.shape[2], v.shape[-1]).transpose(1, 2).contiguous()
             return out.reshape(*hidden.shape[:-1], -1).contiguous()
@@ -192,8 +261,14 @@ def _build(config: LightConfig) -> Any:
             self.dense = nn.Linear(n_in, config.hidden_size)
             self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-        def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-            out: torch.Tensor = self.LayerNorm(self.dense(hidden) + residual)
+        def forward(self, hidden: torch.Tensor, residual: torch.Tensor, fast: str) -> torch.Tensor:
+            if fast == "fused":  # the residual add as the product's post-op (one pass less)
+                summed = torch.ops.mkldnn._linear_pointwise.binary(
+                    hidden, residual, self.dense.weight, self.dense.bias, "add"
+                )
+            else:
+                summed = _linear(self.dense, hidden, fast) + residual
+            out: torch.Tensor = self.LayerNorm(summed)
             return out
 
     class Attention(nn.Module):
@@ -202,8 +277,8 @@ def _build(config: LightConfig) -> Any:
             self.self = SelfAttention()
             self.output = DenseNorm(config.hidden_size)
 
-        def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-            out: torch.Tensor = self.output(self.self(hidden, mask), hidden)
+        def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, fast: str) -> torch.Tensor:
+            out: torch.Tensor = self.output(self.self(hidden, mask, fast), hidden, fast)
             return out
 
     class Intermediate(nn.Module):
@@ -211,8 +286,13 @@ def _build(config: LightConfig) -> Any:
             super().__init__()
             self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
 
-        def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-            return act(self.dense(hidden))
+        def forward(self, hidden: torch.Tensor, fast: str) -> torch.Tensor:
+            if fast == "fused":  # the activation as the product's post-op (erf GELU, as F.gelu)
+                out: torch.Tensor = torch.ops.mkldnn._linear_pointwise(
+                    hidden, self.dense.weight, self.dense.bias, config.hidden_act, [], "none" if gelu else ""
+                )
+                return out
+            return act(_linear(self.dense, hidden, fast))
 
     class Layer(nn.Module):
         def __init__(self) -> None:
@@ -221,9 +301,9 @@ def _build(config: LightConfig) -> Any:
             self.intermediate = Intermediate()
             self.output = DenseNorm(config.intermediate_size)
 
-        def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-            attn = self.attention(hidden, mask)
-            out: torch.Tensor = self.output(self.intermediate(attn), attn)
+        def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None, fast: str) -> torch.Tensor:
+            attn = self.attention(hidden, mask, fast)
+            out: torch.Tensor = self.output(self.intermediate(attn, fast), attn, fast)
             return out
 
     class Encoder(nn.Module):
@@ -237,6 +317,10 @@ def _build(config: LightConfig) -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.config = config
+            #: CPU bf16 inference path: "exact" (default: oneDNN products with the bias fused,
+            #: bit-identical to transformers), "fused" (also GELU and the residual add fused
+            #: into the products: bf16-rounding differences) or "off" (plain nn.Linear).
+            self.cpu_fusion = cpu_fusion_setting()
             self.embeddings = Embeddings()
             self.encoder = Encoder()
 
@@ -248,6 +332,7 @@ def _build(config: LightConfig) -> Any:
             return_dict: bool = True,
         ) -> LightOutput:
             hidden = self.embeddings(input_ids, token_type_ids)
+            fast = _fast_mode(self.cpu_fusion, hidden)
             mask = None
             if attention_mask is not None:
                 # transformers' create_bidirectional_mask for sdpa: no mask without padding, else
@@ -256,11 +341,18 @@ def _build(config: LightConfig) -> Any:
                 # Traced / exported graphs keep the mask (as transformers does): a data-dependent
                 # skip would be baked in for the example input.
                 tracing = torch._C._get_tracing_state() is not None or torch.compiler.is_compiling()
-                if tracing or not bool(keep.all()):
+                padded = not tracing and not bool(keep.all())
+                if fast != "off" and padded:
+                    # SDPA would turn a boolean mask into this additive one in every layer: build
+                    # it once, broadcast over the queries (the CPU kernel reads it with stride 0;
+                    # the same values are added, so the result is the same bit for bit).
+                    mask = torch.zeros(keep.shape, dtype=hidden.dtype, device=hidden.device)
+                    mask = mask.masked_fill_(~keep, float("-inf"))[:, None, None, :]
+                elif tracing or padded:
                     batch, length = keep.shape
                     mask = keep[:, None, None, :].expand(batch, 1, length, length).contiguous()
             for layer in self.encoder.layer:
-                hidden = layer(hidden, mask)
+                hidden = layer(hidden, mask, fast)
             return LightOutput(last_hidden_state=hidden)
 
     return LightEncoderModel()
