@@ -88,31 +88,72 @@ def _zipf_rows(rng: np.random.Generator, rows: int, k: int) -> np.ndarray:
     return np.sort(chosen, axis=1).astype(np.int32)
 
 
-def chunk(n: int, dim: int, start: int) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+DATASETS = ("clusters", "minilm")
+# "minilm": calibrated to all-MiniLM-L6-v2 vectors of SciFact's 5,183 documents (BENCHMARKS.md
+# section 8): a shared mean direction (real sentence embeddings are anisotropic), a power-law
+# variance spectrum over a random orthonormal basis (their low intrinsic dimension), and
+# sqrt(N)-many topic centres drawn from the same spectrum (density grows with N, as in a larger
+# corpus of the same kind, instead of N/100 islands).
+MINILM_ALPHA = 1.0  # variance of component i ~ (i + 1) ** -alpha
+MINILM_MEAN = 0.5  # norm of the shared mean vector (before normalising each point)
+MINILM_TOPIC = 1.0  # scale of a topic centre
+MINILM_NOISE = 1.0  # scale of a point around its topic centre
+MINILM_TOPICS_PER_SQRT_N = 1.0
+
+
+@functools.lru_cache(maxsize=2)
+def _minilm_space(n: int, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean vector, basis scaled by the spectrum (dim x dim), topic centres)."""
+    rng = np.random.default_rng(54321)
+    basis, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    sd = (np.arange(1, dim + 1, dtype=np.float64)) ** (-MINILM_ALPHA / 2)
+    sd /= np.sqrt((sd**2).sum())
+    scaled = (basis * sd[None, :]).T  # row i: sd_i * basis vector i
+    mean = rng.normal(size=dim)
+    mean *= MINILM_MEAN / np.linalg.norm(mean)
+    k = max(10, int(round(MINILM_TOPICS_PER_SQRT_N * np.sqrt(n))))
+    topics = MINILM_TOPIC * (rng.normal(size=(k, dim)) @ scaled)
+    return mean.astype(np.float32), scaled.astype(np.float32), topics.astype(np.float32)
+
+
+def _dense(n: int, dim: int, rng: np.random.Generator, size: int, data: str) -> tuple[np.ndarray, np.ndarray]:
+    if data == "minilm":
+        mean, scaled, topics = _minilm_space(n, dim)
+        cid = rng.integers(0, len(topics), size=size)
+        x = mean + topics[cid] + MINILM_NOISE * (rng.normal(size=(size, dim)).astype(np.float32) @ scaled)
+    elif data == "clusters":
+        c = centers(n, dim)
+        cid = rng.integers(0, len(c), size=size)
+        x = c[cid] + rng.normal(scale=0.35 / np.sqrt(dim) * 4, size=(size, dim)).astype(np.float32)
+    else:
+        raise SystemExit(f"unknown data set {data!r}: one of {', '.join(DATASETS)}")
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32), cid
+
+
+def chunk(
+    n: int, dim: int, start: int, data: str = "clusters"
+) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
     """Points ``start .. start+CHUNK`` (dense, sparse (indices, values), cluster ids)."""
     size = min(CHUNK, n - start)
     rng = np.random.default_rng(1_000_003 + start)
-    c = centers(n, dim)
-    cid = rng.integers(0, len(c), size=size)
-    x = c[cid] + rng.normal(scale=0.35 / np.sqrt(dim) * 4, size=(size, dim)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x, cid = _dense(n, dim, rng, size, data)
     terms = _zipf_rows(rng, size, NNZ)
     values = rng.uniform(0.05, 0.4, size=terms.shape).astype(np.float32)
     sparse = [(terms[j], values[j]) for j in range(size)]
-    return x.astype(np.float32), sparse, cid
+    return x, sparse, cid
 
 
-def queries(n: int, dim: int, q: int) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+def queries(
+    n: int, dim: int, q: int, data: str = "clusters"
+) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
     rng = np.random.default_rng(777)
-    c = centers(n, dim)
-    cid = rng.integers(0, len(c), size=q)
-    x = c[cid] + rng.normal(scale=0.35 / np.sqrt(dim) * 4, size=(q, dim)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x, _ = _dense(n, dim, rng, q, data)
     sparse = []
     for _ in range(q):
         idx = np.unique(_zipf_terms(rng, 10))
         sparse.append((idx, np.ones(idx.size, dtype=np.float32)))
-    return x.astype(np.float32), sparse
+    return x, sparse
 
 
 def point_id(i: int) -> str:
