@@ -94,11 +94,12 @@ DATASETS = ("clusters", "minilm")
 # variance spectrum over a random orthonormal basis (their low intrinsic dimension), and
 # sqrt(N)-many topic centres drawn from the same spectrum (density grows with N, as in a larger
 # corpus of the same kind, instead of N/100 islands).
-MINILM_ALPHA = 1.0  # variance of component i ~ (i + 1) ** -alpha
+MINILM_ALPHA = 0.9  # variance of component i ~ (i + 1) ** -alpha
 MINILM_MEAN = 0.5  # norm of the shared mean vector (before normalising each point)
-MINILM_TOPIC = 1.0  # scale of a topic centre
+MINILM_TOPIC = 0.9  # scale of a topic centre
 MINILM_NOISE = 1.0  # scale of a point around its topic centre
-MINILM_TOPICS_PER_SQRT_N = 1.0
+MINILM_QUERY_NOISE = 1.0  # queries: scale of the noise (real queries sit farther from documents)
+MINILM_TOPICS_PER_SQRT_N = 2.0
 
 
 @functools.lru_cache(maxsize=2)
@@ -116,11 +117,13 @@ def _minilm_space(n: int, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return mean.astype(np.float32), scaled.astype(np.float32), topics.astype(np.float32)
 
 
-def _dense(n: int, dim: int, rng: np.random.Generator, size: int, data: str) -> tuple[np.ndarray, np.ndarray]:
+def _dense(
+    n: int, dim: int, rng: np.random.Generator, size: int, data: str, noise: float = MINILM_NOISE
+) -> tuple[np.ndarray, np.ndarray]:
     if data == "minilm":
         mean, scaled, topics = _minilm_space(n, dim)
         cid = rng.integers(0, len(topics), size=size)
-        x = mean + topics[cid] + MINILM_NOISE * (rng.normal(size=(size, dim)).astype(np.float32) @ scaled)
+        x = mean + topics[cid] + noise * (rng.normal(size=(size, dim)).astype(np.float32) @ scaled)
     elif data == "clusters":
         c = centers(n, dim)
         cid = rng.integers(0, len(c), size=size)
@@ -148,7 +151,7 @@ def queries(
     n: int, dim: int, q: int, data: str = "clusters"
 ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
     rng = np.random.default_rng(777)
-    x, _ = _dense(n, dim, rng, q, data)
+    x, _ = _dense(n, dim, rng, q, data, MINILM_QUERY_NOISE)
     sparse = []
     for _ in range(q):
         idx = np.unique(_zipf_terms(rng, 10))
@@ -161,14 +164,14 @@ def point_id(i: int) -> str:
 
 
 # -- exact ground truth -------------------------------------------------------------------------
-def ground_truth(n: int, dim: int, q: int, upto: int | None = None) -> dict[str, Any]:
+def ground_truth(n: int, dim: int, q: int, upto: int | None = None, data: str = "clusters") -> dict[str, Any]:
     """Exact dense top-10, exact hybrid (RRF k=60 over exact top-100 dense and sparse) top-10,
     over the first ``upto`` points (default all ``n``: a capped run is scored on what it wrote)."""
     from scipy import sparse as sp
 
     from bge_core.scoring import rrf_fusion
 
-    qd, qs = queries(n, dim, q)
+    qd, qs = queries(n, dim, q, data)
     qmat = sp.csr_matrix(
         (
             np.concatenate([v for _, v in qs]),
@@ -182,7 +185,7 @@ def ground_truth(n: int, dim: int, q: int, upto: int | None = None) -> dict[str,
     best_s = np.full((q, PREFETCH), -np.inf, dtype=np.float32)
     best_si = np.zeros((q, PREFETCH), dtype=np.int64)
     for start in range(0, n if upto is None else upto, CHUNK):
-        x, sparse, _ = chunk(n, dim, start)
+        x, sparse, _ = chunk(n, dim, start, data)
         d = qd @ x.T
         smat = sp.csr_matrix(
             (
@@ -210,11 +213,13 @@ def ground_truth(n: int, dim: int, q: int, upto: int | None = None) -> dict[str,
 
 
 # -- stores ------------------------------------------------------------------------------------
-def open_store(kind: str, folder: Path, build_threshold: int | None) -> Any:
+def open_store(kind: str, folder: Path, build_threshold: int | None, edge_options: dict[str, Any] | None = None) -> Any:
     if kind == "edge":
         from bge_qdrant.edge_store import EdgeStore
 
-        return EdgeStore(folder / "edge", "bench", build_threshold=build_threshold, show_progress=False)
+        return EdgeStore(
+            folder / "edge", "bench", build_threshold=build_threshold, show_progress=False, **(edge_options or {})
+        )
     if kind == "qdrant":
         from qdrant_client import QdrantClient
 
@@ -230,11 +235,11 @@ def open_store(kind: str, folder: Path, build_threshold: int | None) -> Any:
     raise SystemExit(f"unknown store {kind}")
 
 
-def records(n: int, dim: int, start: int) -> Iterator[Any]:
+def records(n: int, dim: int, start: int, data: str = "clusters") -> Iterator[Any]:
     from bge_core.index import Record
     from bge_core.types import SparseVector
 
-    x, sparse, cid = chunk(n, dim, start)
+    x, sparse, cid = chunk(n, dim, start, data)
     for j in range(x.shape[0]):
         i = start + j
         yield Record(
@@ -264,7 +269,17 @@ def disk_bytes(path: Path) -> int:
     return total
 
 
-def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search_cap: float) -> dict[str, Any]:
+def run_one(
+    kind: str,
+    n: int,
+    dim: int,
+    q: int,
+    cap: float,
+    policy: str,
+    search_cap: float,
+    data: str = "clusters",
+    edge_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """One store, one size (in this process)."""
     from bge_core.index import CollectionSpec, SearchRequest
     from bge_core.types import SparseVector
@@ -280,8 +295,10 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
         if policy.startswith("every:")
         else DEFAULT_BUILD_THRESHOLD
     )
-    store = open_store(kind, folder, threshold)
-    out: dict[str, Any] = {"store": kind, "n": n, "dim": dim, "policy": policy if kind == "edge" else "-"}
+    store = open_store(kind, folder, threshold, edge_options if kind == "edge" else None)
+    out: dict[str, Any] = {"store": kind, "n": n, "dim": dim, "policy": policy if kind == "edge" else "-", "data": data}
+    if kind == "edge":
+        out["edge_options"] = edge_options or {}
     out["load_start"] = os.getloadavg()[0]
     builds = {"n": 0, "wall": 0.0, "cpu": 0.0}
     if kind == "edge":  # time the HNSW builds that run inside upsert apart from the writes
@@ -306,7 +323,7 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
         gen_s = gen_cpu = 0.0
         for start in range(0, n, CHUNK):
             g, gc = time.perf_counter(), time.process_time()
-            recs = list(records(n, dim, start))
+            recs = list(records(n, dim, start, data))
             gen_s += time.perf_counter() - g
             gen_cpu += time.process_time() - gc
             for b in range(0, len(recs), 1000):
@@ -333,15 +350,30 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
         out["builds_during_ingest"] = builds["n"]
         out["build_s_during_ingest"] = builds["wall"]
         out["rss_after_write_mb"] = rss_mb()
-        qd, qs = queries(n, dim, q)
+        qd, qs = queries(n, dim, q, data)
         t1 = time.perf_counter()
         if kind == "edge":
+            # what the end of an ingest does (QdrantEdgeIndex.add_texts / close): the last
+            # build, then the segment merge; both timed, in CPU seconds too
+            c1 = time.process_time()
+            store.build_index = real_build
             store.build_index()
-            out["segments"] = store._shard.info().segments_count
+            out["last_build_s"] = time.perf_counter() - t1
+            out["last_build_cpu_s"] = time.process_time() - c1
+            out["segments_before_merge"] = store.segment_count()
+            log(f"  last build {out['last_build_s']:.0f}s, {out['segments_before_merge']} segments; merging")
+            t2, c2 = time.perf_counter(), time.process_time()
+            store.finish_ingest()
+            out["merge_s"] = time.perf_counter() - t2
+            out["merge_cpu_s"] = time.process_time() - c2
+            out["segments"] = store.segment_count()
+            out["rss_after_merge_mb"] = rss_mb()
+            log(f"  merge {out['merge_s']:.0f}s ({out['merge_cpu_s']:.0f} CPU-s), {out['segments']} segments")
         req0 = SearchRequest("dense", 10, qd[0], None, None, "rrf", 60, (1.0, 1.0), PREFETCH, None)
         store.query(req0)
         out["searchable_s"] = time.perf_counter() - t1
         lat: dict[str, list[float]] = {"dense": [], "hybrid": []}
+        cpu: dict[str, list[float]] = {"dense": [], "hybrid": []}
         got: dict[str, list[list[str]]] = {"dense": [], "hybrid": []}
         for mode in ("dense", "hybrid"):
             spent = 0.0
@@ -358,10 +390,11 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
                     PREFETCH,
                     None,
                 )
-                s = time.perf_counter()
+                s, sc = time.perf_counter(), time.process_time()
                 hits = store.query(req)
                 dt = time.perf_counter() - s
                 lat[mode].append(dt)
+                cpu[mode].append(time.process_time() - sc)  # all threads of this process
                 got[mode].append([h.id for h in hits])
                 spent += dt
                 if spent > search_cap and i >= 4:
@@ -373,6 +406,7 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
             out[f"{mode}_p50_ms"] = float(np.percentile(a, 50))
             out[f"{mode}_p99_ms"] = float(np.percentile(a, 99))
             out[f"{mode}_queries"] = len(a)
+            out[f"{mode}_p50_cpu_ms"] = float(np.percentile(np.array(cpu[mode]) * 1000, 50))
             out[f"{mode}_got"] = got[mode]
     finally:
         close = getattr(store, "close", None)
@@ -385,7 +419,17 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
 
 
 # -- driver -------------------------------------------------------------------------------------
-def child(args: argparse.Namespace, kind: str, n: int, policy: str) -> dict[str, Any]:
+def edge_options(args: argparse.Namespace) -> dict[str, Any]:
+    """EdgeStore options given on the command line (the store's defaults otherwise)."""
+    opts: dict[str, Any] = json.loads(args.edge_options) if args.edge_options else {}
+    for key in ("hnsw_m", "hnsw_ef_construct", "hnsw_ef", "max_segments", "merged_segment_points"):
+        value = getattr(args, key, None)
+        if value is not None:
+            opts[key] = None if value == 0 and key == "max_segments" else value
+    return opts
+
+
+def child(args: argparse.Namespace, kind: str, n: int, policy: str, data: str) -> dict[str, Any]:
     cmd = [
         sys.executable,
         __file__,
@@ -403,14 +447,24 @@ def child(args: argparse.Namespace, kind: str, n: int, policy: str) -> dict[str,
         policy,
         "--search-cap",
         str(args.search_cap),
+        "--data",
+        data,
+        "--edge-options",
+        json.dumps(edge_options(args)),
     ]
     try:
         # the child's progress lines (stderr) pass through
         r = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, text=True, timeout=args.cap * 3 + 600)
     except subprocess.TimeoutExpired:
-        return {"store": kind, "n": n, "dim": args.dim, "write": f"timed out after {args.cap * 3 + 600:.0f}s"}
+        return {"store": kind, "n": n, "dim": args.dim, "data": data, "write": f"timed out after {args.cap * 3 + 600:.0f}s"}
     if r.returncode != 0:
-        return {"store": kind, "n": n, "dim": args.dim, "write": f"failed with exit code {r.returncode} (see stderr)"}
+        return {
+            "store": kind,
+            "n": n,
+            "dim": args.dim,
+            "data": data,
+            "write": f"failed with exit code {r.returncode} (see stderr)",
+        }
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -422,7 +476,8 @@ def fmt(row: dict[str, Any], truth: dict[str, Any] | None) -> str:
     if "write_s" not in row:
         rate = f"{row['write_rate']:,.0f}/s" if "write_rate" in row else "-"
         return (
-            f"| {row['store']} | {row['n']:,} | {row.get('policy', '-')} | {rate} ({row.get('write')}) |" + " - |" * 11
+            f"| {row['store']} | {row.get('data', '-')} | {row['n']:,} | {row.get('policy', '-')} | {rate} ({row.get('write')}) |"
+            + " - |" * 13
         )
     capped = "write" in row
     rd = rh = "n/a"
@@ -431,21 +486,29 @@ def fmt(row: dict[str, Any], truth: dict[str, Any] | None) -> str:
         rh = f"{recall(row['hybrid_got'], truth['hybrid'][: row['hybrid_queries']]):.3f}"
     over = f" (over {row['written']:,})" if capped else ""
     ingest = row.get("ingest_rate", row["write_rate"])
+    merge = (
+        f"{row['last_build_s']:.0f} s + merge {row['merge_s']:.0f} s ({row['last_build_cpu_s'] + row['merge_cpu_s']:.0f} CPU-s)"
+        if "merge_s" in row
+        else f"{row['searchable_s']:.1f} s"
+    )
+    segs = f"{row.get('segments_before_merge', '-')} -> {row.get('segments', '-')}" if "merge_s" in row else "-"
     return (
-        f"| {row['store']} | {row['n']:,} | {row.get('policy', '-')} | {row['write_rate']:,.0f}/s"
+        f"| {row['store']} | {row.get('data', '-')} | {row['n']:,} | {row.get('policy', '-')} | {row['write_rate']:,.0f}/s"
         f"{' (' + row['write'] + ')' if capped else ''} | {row.get('write_rate_cpu', 0):,.0f}/s | "
         f"{ingest:,.0f}/s ({row.get('builds_during_ingest', 0)} builds, {row.get('build_s_during_ingest', 0):.0f} s) | "
-        f"{row['searchable_s']:.1f} s | {row['dense_p50_ms']:.2f} / {row['dense_p99_ms']:.2f}{over} | "
-        f"{row['hybrid_p50_ms']:.2f} / {row['hybrid_p99_ms']:.2f} | {rd} | {rh} | {row['dense_queries']}/{row['hybrid_queries']} | "
+        f"{merge} | {segs} | {row['dense_p50_ms']:.2f} / {row['dense_p99_ms']:.2f}{over} | "
+        f"{row['hybrid_p50_ms']:.2f} / {row['hybrid_p99_ms']:.2f} | "
+        f"{row.get('dense_p50_cpu_ms', 0):.2f} / {row.get('hybrid_p50_cpu_ms', 0):.2f} | {rd} | {rh} | {row['dense_queries']}/{row['hybrid_queries']} | "
         f"{row['peak_rss_mb']:,.0f} | {row['disk_bytes'] / 1e6:,.0f} | {row.get('load_start', 0):.0f}-{row.get('load_end', 0):.0f} |"
     )
 
 
 HEADER = (
-    "| store | N | HNSW build | write rate (builds apart) | writes per CPU-second | ingest incl. builds | "
-    "until searchable | dense p50 / p99 ms | hybrid p50 / p99 ms | recall@10 dense | recall@10 hybrid | "
+    "| store | data | N | HNSW build | write rate (builds apart) | writes per CPU-second | ingest incl. builds | "
+    "until searchable (Edge: last build + merge) | segments | dense p50 / p99 ms | hybrid p50 / p99 ms | "
+    "CPU ms per query p50 dense / hybrid | recall@10 dense | recall@10 hybrid | "
     "queries timed | peak RSS MB | disk MB | load |\n"
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 )
 
 
@@ -460,6 +523,20 @@ def main() -> None:
         "--search-cap", type=float, default=120.0, help="seconds of searching per mode (fewer queries then)"
     )
     ap.add_argument("--policies", type=int, default=0, help="compare Edge HNSW build timings at this N")
+    ap.add_argument(
+        "--data",
+        nargs="+",
+        default=["minilm", "clusters"],
+        choices=DATASETS,
+        help="minilm: calibrated to real all-MiniLM-L6-v2 vectors (section 8); clusters: N/100 tiny nearly "
+        "orthogonal clusters (the earlier runs; hard for HNSW)",
+    )
+    ap.add_argument("--hnsw-m", type=int, default=None, help="Edge: HNSW m (store default otherwise)")
+    ap.add_argument("--hnsw-ef-construct", type=int, default=None, help="Edge: HNSW ef_construct")
+    ap.add_argument("--hnsw-ef", type=int, default=None, help="Edge: search ef")
+    ap.add_argument("--max-segments", type=int, default=None, help="Edge: merge to this many segments (0: never)")
+    ap.add_argument("--merged-segment-points", type=int, default=None, help="Edge: largest merged segment")
+    ap.add_argument("--edge-options", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--no-truth", action="store_true", help="skip the exact ground truth (no recall)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -471,14 +548,16 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(run_one(args.child, args.n, args.dim, args.queries, args.cap, args.policy, args.search_cap)))
+        opts = json.loads(args.edge_options) if args.edge_options else {}
+        row = run_one(args.child, args.n, args.dim, args.queries, args.cap, args.policy, args.search_cap, args.data[0], opts)
+        print(json.dumps(row))
         return
-    plan: list[tuple[str, int, str]] = []
+    plan: list[tuple[str, int, str, str]] = []
     if args.policies:
         n = args.policies
-        plan = [("edge", n, p) for p in (f"every:{n // 6}", f"every:{n // 2}", "end")]
+        plan = [("edge", n, p, d) for d in args.data for p in (f"every:{n // 6}", f"every:{n // 2}", "end")]
     else:
-        plan = [(s, n, args.policy) for n in args.sizes for s in args.stores]
+        plan = [(s, n, args.policy, d) for d in args.data for n in args.sizes for s in args.stores]
     cpu = "unknown CPU"
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
@@ -489,17 +568,17 @@ def main() -> None:
         f"bench_scale: dim {args.dim}, {args.queries} queries, cap {args.cap:.0f}s; {cpu}, {os.cpu_count()} cores (shared machine)"
     )
     print(HEADER, flush=True)
-    truths: dict[tuple[int, int], dict[str, Any]] = {}
+    truths: dict[tuple[str, int, int], dict[str, Any]] = {}
     rows = []
-    for kind, n, policy in plan:
-        row = child(args, kind, n, policy)
+    for kind, n, policy, data in plan:
+        row = child(args, kind, n, policy, data)
         if args.json:  # the row first, so a run stopped during the ground truth keeps it
             args.json.write_text(json.dumps([*rows, row], indent=1))
         truth = None
         if not args.no_truth and "write_s" in row:  # after the child: it is timed without this load
-            key = (n, row["written"])
+            key = (data, n, row["written"])
             if key not in truths:
-                truths[key] = ground_truth(n, args.dim, args.queries, upto=row["written"])
+                truths[key] = ground_truth(n, args.dim, args.queries, upto=row["written"], data=data)
             truth = truths[key]
         rows.append(row)
         print(fmt(row, truth), flush=True)

@@ -29,6 +29,16 @@ hours, also whenever the points written since the last build pass ``build_thresh
 of an ingest grows with N, not N^2. ``hnsw_ef_construct`` is 64 (Qdrant: 100): half the build
 CPU time at the same recall@10 on 50k benchmark points (to re-check at 1M, section 8).
 
+A query searches every segment, so the capped segments of a large ingest (ten for 1M points)
+make search several times slower than one graph (section 8: 15.9 ms over 9 segments at 800k,
+1.6 ms in one of 100k). So an ingest that filled at least one capped segment ends, after its
+last build, with one merge (:meth:`EdgeStore.merge_segments`): Qdrant's merge optimizer, set
+for the duration to ``max_segments`` (2: the search pool runs them in parallel on two cores)
+segments of up to ``merged_segment_points`` (600,000), rebuilds the graphs of the merged
+segments once. Each point is thus indexed about twice in a large ingest (linear in N), searches
+wait for the merge, and the engine's optimizer settings are swapped back afterwards (also after
+a kill: the next open restores them).
+
 Durability: every write goes through Edge's write-ahead log before the call returns, so a
 killed process loses at most the batch in flight; the index's content hashes make a re-run
 write exactly what is missing. Concurrency: one process per folder (a second one gets one
