@@ -86,7 +86,7 @@ def test_large_ingest_ends_with_few_segments_and_same_answers(tmp_path: Path) ->
     assert _top1(store, x, rows) == want
     store.max_segments = 2
     assert store.merge_segments() is True
-    assert store.segment_count() <= 2
+    assert store.segment_count() <= 3  # 2 + the appendable one
     assert store.count() == N
     assert _top1(store, x, rows) == want  # each point still finds itself first
     assert store.get([want[3]])[0].text == f"t{rows[3]}"
@@ -105,7 +105,7 @@ def test_finish_ingest_merges_after_a_large_ingest(tmp_path: Path) -> None:
     store.close()  # close() ends the ingest: build, then merge
     reopened = make_edge_store(tmp_path, show_progress=False)
     assert reopened.count() == N
-    assert reopened.segment_count() <= 2
+    assert reopened.segment_count() <= 3
     reopened.close()
 
 
@@ -149,5 +149,5 @@ def test_kill_during_merge_loses_nothing(tmp_path: Path) -> None:
     assert reopened.segment_count() <= before + 1
     assert reopened.merge_segments() is True  # and a merge after the kill completes
     assert reopened.count() == N
-    assert reopened.segment_count() <= 2
+    assert reopened.segment_count() <= 3
     reopened.close()
