@@ -33,8 +33,9 @@ A query searches every segment, so the capped segments of a large ingest (ten fo
 make search several times slower than one graph (section 8: 15.9 ms over 9 segments at 800k,
 1.6 ms in one of 100k). So an ingest that filled at least one capped segment ends, after its
 last build, with one merge (:meth:`EdgeStore.merge_segments`): Qdrant's merge optimizer, set
-for the duration to ``max_segments`` (2: the search pool runs them in parallel on two cores)
-segments of up to ``merged_segment_points`` (600,000), rebuilds the graphs of the merged
+for the duration to ``max_segments`` (4: 1M points end in 4 segments of 100-300k, searched
+two at a time by the engine's search pool on two cores; larger merged segments cost more
+memory during the merge) segments of up to ``merged_segment_points`` (300,000), rebuilds the graphs of the merged
 segments once. Each point is thus indexed about twice in a large ingest (linear in N), searches
 wait for the merge, and the engine's optimizer settings are swapped back afterwards (also after
 a kill: the next open restores them).
@@ -115,9 +116,9 @@ DEFAULT_EF_CONSTRUCT = 64
 #: 0.958 -> 0.980 at 1M-like density of realistic vectors for 0.6 -> 1.0 ms of CPU a query.
 DEFAULT_HNSW_EF = 128
 #: More HNSW segments than this at the end of an ingest: merge them (:meth:`EdgeStore.merge_segments`).
-DEFAULT_MAX_SEGMENTS = 2
+DEFAULT_MAX_SEGMENTS = 4
 #: Largest segment such a merge makes (points); larger segments are left as they are.
-DEFAULT_MERGED_SEGMENT_POINTS = 600_000
+DEFAULT_MERGED_SEGMENT_POINTS = 300_000
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 PayloadIndexType = Literal["keyword", "integer", "float", "bool"]
 _SCROLL_PAGE = 512
