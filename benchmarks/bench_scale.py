@@ -1,8 +1,11 @@
 """Embedded stores at scale: Qdrant Edge vs Qdrant local mode vs Milvus Lite, vectors given.
 
-Data (synthetic, deterministic): clustered unit vectors (``--dim``, N/100 clusters), sparse
-vectors with ~60 non-zeros drawn from a Zipf vocabulary of 30,000 terms; queries drawn from
-the same clusters (10 sparse terms). Each (store, N) runs in its own process, so peak RSS is
+Data (synthetic, deterministic, ``--data``, default both): ``minilm``, unit vectors whose
+nearest-neighbour similarities and intrinsic dimension match all-MiniLM-L6-v2 vectors of
+SciFact (shared mean direction, power-law spectrum, 2 sqrt(N) topics; BENCHMARKS.md section 8),
+or ``clusters``, N/100 tiny nearly orthogonal clusters (the earlier runs; far harder for HNSW
+than real embeddings); sparse vectors with ~60 non-zeros drawn from a Zipf vocabulary of 30,000
+terms; queries drawn from the same distribution (10 sparse terms). Each (store, N) runs in its own process, so peak RSS is
 that store's (it includes regenerating the data chunk by chunk, about 2 chunks in memory).
 
 Per store and N: write rate (records with vectors given, no encoding), time until searchable
@@ -12,6 +15,7 @@ and hybrid (RRF k=60 over two prefetches of 100), recall@10 against exact numpy 
 blocks). A store that cannot finish writing within ``--cap`` seconds is reported as such.
 
     python benchmarks/bench_scale.py --sizes 10000 100000 --stores edge qdrant milvus
+    python benchmarks/bench_scale.py --sizes 1000000 --stores edge --policy threshold --data minilm --cap 1800
     python benchmarks/bench_scale.py --policies 100000     # Edge HNSW build timing choices
 """
 
