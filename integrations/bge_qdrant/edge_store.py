@@ -33,10 +33,12 @@ A query searches every segment, so the capped segments of a large ingest (ten fo
 make search several times slower than one graph (section 8: 15.9 ms over 9 segments at 800k,
 1.6 ms in one of 100k). So an ingest that filled at least one capped segment ends, after its
 last build, with one merge (:meth:`EdgeStore.merge_segments`): Qdrant's merge optimizer, set
-for the duration to ``max_segments`` (4: 1M points end in 4 segments of 100-300k, searched
-two at a time by the engine's search pool on two cores; larger merged segments cost more
-memory during the merge) segments of up to ``merged_segment_points`` (300,000), rebuilds the graphs of the merged
-segments once. Each point is thus indexed about twice in a large ingest (linear in N), searches
+for the duration to ``max_segments`` (2) segments of up to ``merged_segment_points`` (600,000;
+counted in dense-vector bytes, and the engine counts sparse vectors too, so ~25% fewer points
+fit), rebuilds the graphs of the merged segments. At 1M points (section 8) 11 segments became
+3 in 191 s (354 CPU-s, some points merged twice) and dense search went from 15.9 ms (800k, 9
+segments, another load) to 5.5 ms; 4 segments of 300k ended as 6 (7.6 ms). A point is indexed
+two to three times in a large ingest (still linear in N), searches
 wait for the merge, and the engine's optimizer settings are swapped back afterwards (also after
 a kill: the next open restores them).
 
@@ -116,9 +118,9 @@ DEFAULT_EF_CONSTRUCT = 64
 #: 0.958 -> 0.980 at 1M-like density of realistic vectors for 0.6 -> 1.0 ms of CPU a query.
 DEFAULT_HNSW_EF = 128
 #: More HNSW segments than this at the end of an ingest: merge them (:meth:`EdgeStore.merge_segments`).
-DEFAULT_MAX_SEGMENTS = 4
+DEFAULT_MAX_SEGMENTS = 2
 #: Largest segment such a merge makes (points); larger segments are left as they are.
-DEFAULT_MERGED_SEGMENT_POINTS = 300_000
+DEFAULT_MERGED_SEGMENT_POINTS = 600_000
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 PayloadIndexType = Literal["keyword", "integer", "float", "bool"]
 _SCROLL_PAGE = 512

@@ -136,7 +136,12 @@ def test_kill_during_merge_loses_nothing(tmp_path: Path) -> None:
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "merging"
-    time.sleep(1.5)  # inside the merge (it takes several seconds for 28k points)
+    # kill it while the engine builds the merged segment (its builder folder exists)
+    temp = tmp_path / "edge" / "bge" / "temp_segments"
+    deadline = time.monotonic() + 60
+    while not (temp.is_dir() and any(temp.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert temp.is_dir() and any(temp.iterdir()), "the merge never started building"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     reopened = make_edge_store(tmp_path, show_progress=False, max_segments=2)
