@@ -53,7 +53,8 @@ PREFETCH = 100
 @functools.lru_cache(maxsize=2)
 def centers(n: int, dim: int) -> np.ndarray:
     c = np.random.default_rng(12345).normal(size=(max(n // 100, 10), dim)).astype(np.float32)
-    return c / np.linalg.norm(c, axis=1, keepdims=True)
+    out: np.ndarray = c / np.linalg.norm(c, axis=1, keepdims=True)
+    return out
 
 
 def _zipf_terms(rng: np.random.Generator, k: int) -> np.ndarray:
@@ -500,7 +501,8 @@ def child(args: argparse.Namespace, kind: str, n: int, policy: str, data: str) -
             "data": data,
             "write": f"failed with exit code {r.returncode} (see stderr)",
         }
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    row: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])
+    return row
 
 
 def recall(got: list[list[str]], want: list[list[str]]) -> float:
@@ -604,7 +606,7 @@ def main() -> None:
     )
     print(HEADER, flush=True)
     truths: dict[tuple[str, int, int], dict[str, Any]] = {}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for kind, n, policy, data in plan:
         row = child(args, kind, n, policy, data)
         if args.json:  # the row first, so a run stopped during the ground truth keeps it

@@ -27,7 +27,8 @@ def _vectors() -> np.ndarray:
     # each point itself, so the answers before and after a merge can be compared exactly
     rng = np.random.default_rng(13)
     x = (rng.normal(size=(N, 12)) @ rng.normal(size=(12, DIM))).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    out: np.ndarray = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
 
 
 def _ingest(store: Any, x: np.ndarray) -> None:
@@ -59,7 +60,11 @@ def test_small_ingest_does_not_merge(tmp_path: Path, monkeypatch: pytest.MonkeyP
     from bge_qdrant.edge_store import EdgeStore
 
     calls: list[int] = []
-    monkeypatch.setattr(EdgeStore, "merge_segments", lambda self, **kw: calls.append(1) or False)
+    def fake_merge(self: Any, **kw: Any) -> bool:
+        calls.append(1)
+        return False
+
+    monkeypatch.setattr(EdgeStore, "merge_segments", fake_merge)
     store = make_edge_store(tmp_path, build_threshold=100, max_segment_points=150, show_progress=False)
     store.ensure(CollectionSpec(dense_dim=4, sparse=False, colbert_dim=None))
     rec = [Record(make_id(None, str(i)), "t", {}, str(i), np.ones(4, np.float32), None, None) for i in range(149)]
