@@ -1,8 +1,11 @@
 """Embedded stores at scale: Qdrant Edge vs Qdrant local mode vs Milvus Lite, vectors given.
 
-Data (synthetic, deterministic): clustered unit vectors (``--dim``, N/100 clusters), sparse
-vectors with ~60 non-zeros drawn from a Zipf vocabulary of 30,000 terms; queries drawn from
-the same clusters (10 sparse terms). Each (store, N) runs in its own process, so peak RSS is
+Data (synthetic, deterministic, ``--data``, default both): ``minilm``, unit vectors whose
+nearest-neighbour similarities and intrinsic dimension match all-MiniLM-L6-v2 vectors of
+SciFact (shared mean direction, power-law spectrum, 2 sqrt(N) topics; BENCHMARKS.md section 8),
+or ``clusters``, N/100 tiny nearly orthogonal clusters (the earlier runs; far harder for HNSW
+than real embeddings); sparse vectors with ~60 non-zeros drawn from a Zipf vocabulary of 30,000
+terms; queries drawn from the same distribution (10 sparse terms). Each (store, N) runs in its own process, so peak RSS is
 that store's (it includes regenerating the data chunk by chunk, about 2 chunks in memory).
 
 Per store and N: write rate (records with vectors given, no encoding), time until searchable
@@ -12,6 +15,7 @@ and hybrid (RRF k=60 over two prefetches of 100), recall@10 against exact numpy 
 blocks). A store that cannot finish writing within ``--cap`` seconds is reported as such.
 
     python benchmarks/bench_scale.py --sizes 10000 100000 --stores edge qdrant milvus
+    python benchmarks/bench_scale.py --sizes 1000000 --stores edge --policy threshold --data minilm --cap 1800
     python benchmarks/bench_scale.py --policies 100000     # Edge HNSW build timing choices
 """
 
@@ -49,7 +53,8 @@ PREFETCH = 100
 @functools.lru_cache(maxsize=2)
 def centers(n: int, dim: int) -> np.ndarray:
     c = np.random.default_rng(12345).normal(size=(max(n // 100, 10), dim)).astype(np.float32)
-    return c / np.linalg.norm(c, axis=1, keepdims=True)
+    out: np.ndarray = c / np.linalg.norm(c, axis=1, keepdims=True)
+    return out
 
 
 def _zipf_terms(rng: np.random.Generator, k: int) -> np.ndarray:
@@ -88,31 +93,75 @@ def _zipf_rows(rng: np.random.Generator, rows: int, k: int) -> np.ndarray:
     return np.sort(chosen, axis=1).astype(np.int32)
 
 
-def chunk(n: int, dim: int, start: int) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+DATASETS = ("clusters", "minilm")
+# "minilm": calibrated to all-MiniLM-L6-v2 vectors of SciFact's 5,183 documents (BENCHMARKS.md
+# section 8): a shared mean direction (real sentence embeddings are anisotropic), a power-law
+# variance spectrum over a random orthonormal basis (their low intrinsic dimension), and
+# sqrt(N)-many topic centres drawn from the same spectrum (density grows with N, as in a larger
+# corpus of the same kind, instead of N/100 islands).
+MINILM_ALPHA = 0.9  # variance of component i ~ (i + 1) ** -alpha
+MINILM_MEAN = 0.5  # norm of the shared mean vector (before normalising each point)
+MINILM_TOPIC = 0.9  # scale of a topic centre
+MINILM_NOISE = 1.0  # scale of a point around its topic centre
+MINILM_QUERY_NOISE = 1.0  # queries: scale of the noise (real queries sit farther from documents)
+MINILM_TOPICS_PER_SQRT_N = 2.0
+
+
+@functools.lru_cache(maxsize=2)
+def _minilm_space(n: int, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean vector, basis scaled by the spectrum (dim x dim), topic centres)."""
+    rng = np.random.default_rng(54321)
+    basis, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    sd = (np.arange(1, dim + 1, dtype=np.float64)) ** (-MINILM_ALPHA / 2)
+    sd /= np.sqrt((sd**2).sum())
+    scaled = (basis * sd[None, :]).T  # row i: sd_i * basis vector i
+    mean = rng.normal(size=dim)
+    mean *= MINILM_MEAN / np.linalg.norm(mean)
+    k = max(10, int(round(MINILM_TOPICS_PER_SQRT_N * np.sqrt(n))))
+    topics = MINILM_TOPIC * (rng.normal(size=(k, dim)) @ scaled)
+    return mean.astype(np.float32), scaled.astype(np.float32), topics.astype(np.float32)
+
+
+def _dense(
+    n: int, dim: int, rng: np.random.Generator, size: int, data: str, noise: float = MINILM_NOISE
+) -> tuple[np.ndarray, np.ndarray]:
+    if data == "minilm":
+        mean, scaled, topics = _minilm_space(n, dim)
+        cid = rng.integers(0, len(topics), size=size)
+        x = mean + topics[cid] + noise * (rng.normal(size=(size, dim)).astype(np.float32) @ scaled)
+    elif data == "clusters":
+        c = centers(n, dim)
+        cid = rng.integers(0, len(c), size=size)
+        x = c[cid] + rng.normal(scale=0.35 / np.sqrt(dim) * 4, size=(size, dim)).astype(np.float32)
+    else:
+        raise SystemExit(f"unknown data set {data!r}: one of {', '.join(DATASETS)}")
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32), cid
+
+
+def chunk(
+    n: int, dim: int, start: int, data: str = "clusters"
+) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
     """Points ``start .. start+CHUNK`` (dense, sparse (indices, values), cluster ids)."""
     size = min(CHUNK, n - start)
     rng = np.random.default_rng(1_000_003 + start)
-    c = centers(n, dim)
-    cid = rng.integers(0, len(c), size=size)
-    x = c[cid] + rng.normal(scale=0.35 / np.sqrt(dim) * 4, size=(size, dim)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x, cid = _dense(n, dim, rng, size, data)
     terms = _zipf_rows(rng, size, NNZ)
     values = rng.uniform(0.05, 0.4, size=terms.shape).astype(np.float32)
     sparse = [(terms[j], values[j]) for j in range(size)]
-    return x.astype(np.float32), sparse, cid
+    return x, sparse, cid
 
 
-def queries(n: int, dim: int, q: int) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+def queries(
+    n: int, dim: int, q: int, data: str = "clusters"
+) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
     rng = np.random.default_rng(777)
-    c = centers(n, dim)
-    cid = rng.integers(0, len(c), size=q)
-    x = c[cid] + rng.normal(scale=0.35 / np.sqrt(dim) * 4, size=(q, dim)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x, _ = _dense(n, dim, rng, q, data, MINILM_QUERY_NOISE)
     sparse = []
     for _ in range(q):
         idx = np.unique(_zipf_terms(rng, 10))
         sparse.append((idx, np.ones(idx.size, dtype=np.float32)))
-    return x.astype(np.float32), sparse
+    return x, sparse
 
 
 def point_id(i: int) -> str:
@@ -120,14 +169,14 @@ def point_id(i: int) -> str:
 
 
 # -- exact ground truth -------------------------------------------------------------------------
-def ground_truth(n: int, dim: int, q: int, upto: int | None = None) -> dict[str, Any]:
+def ground_truth(n: int, dim: int, q: int, upto: int | None = None, data: str = "clusters") -> dict[str, Any]:
     """Exact dense top-10, exact hybrid (RRF k=60 over exact top-100 dense and sparse) top-10,
     over the first ``upto`` points (default all ``n``: a capped run is scored on what it wrote)."""
     from scipy import sparse as sp
 
     from bge_core.scoring import rrf_fusion
 
-    qd, qs = queries(n, dim, q)
+    qd, qs = queries(n, dim, q, data)
     qmat = sp.csr_matrix(
         (
             np.concatenate([v for _, v in qs]),
@@ -141,7 +190,7 @@ def ground_truth(n: int, dim: int, q: int, upto: int | None = None) -> dict[str,
     best_s = np.full((q, PREFETCH), -np.inf, dtype=np.float32)
     best_si = np.zeros((q, PREFETCH), dtype=np.int64)
     for start in range(0, n if upto is None else upto, CHUNK):
-        x, sparse, _ = chunk(n, dim, start)
+        x, sparse, _ = chunk(n, dim, start, data)
         d = qd @ x.T
         smat = sp.csr_matrix(
             (
@@ -169,11 +218,13 @@ def ground_truth(n: int, dim: int, q: int, upto: int | None = None) -> dict[str,
 
 
 # -- stores ------------------------------------------------------------------------------------
-def open_store(kind: str, folder: Path, build_threshold: int | None) -> Any:
+def open_store(kind: str, folder: Path, build_threshold: int | None, edge_options: dict[str, Any] | None = None) -> Any:
     if kind == "edge":
         from bge_qdrant.edge_store import EdgeStore
 
-        return EdgeStore(folder / "edge", "bench", build_threshold=build_threshold, show_progress=False)
+        return EdgeStore(
+            folder / "edge", "bench", build_threshold=build_threshold, show_progress=False, **(edge_options or {})
+        )
     if kind == "qdrant":
         from qdrant_client import QdrantClient
 
@@ -189,11 +240,11 @@ def open_store(kind: str, folder: Path, build_threshold: int | None) -> Any:
     raise SystemExit(f"unknown store {kind}")
 
 
-def records(n: int, dim: int, start: int) -> Iterator[Any]:
+def records(n: int, dim: int, start: int, data: str = "clusters") -> Iterator[Any]:
     from bge_core.index import Record
     from bge_core.types import SparseVector
 
-    x, sparse, cid = chunk(n, dim, start)
+    x, sparse, cid = chunk(n, dim, start, data)
     for j in range(x.shape[0]):
         i = start + j
         yield Record(
@@ -215,6 +266,34 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class AnonPeak:
+    """Peak anonymous (private) memory of this process, sampled every 0.2 s: peak RSS
+    (``ru_maxrss``) also counts the pages of memory-mapped segment files, which the kernel can
+    drop (during an Edge merge RSS reached 6.6 GB while the whole machine used 1.7-2.0 GB)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                with open("/proc/self/status", encoding="utf-8") as fh:
+                    for line in fh:
+                        if line.startswith("RssAnon:"):
+                            self.peak_mb = max(self.peak_mb, int(line.split()[1]) / 1024)
+            except OSError:
+                return
+
+    def stop(self) -> float:
+        self._stop.set()
+        return self.peak_mb
+
+
 def disk_bytes(path: Path) -> int:
     total = 0
     for p in path.rglob("*"):
@@ -223,12 +302,23 @@ def disk_bytes(path: Path) -> int:
     return total
 
 
-def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search_cap: float) -> dict[str, Any]:
+def run_one(
+    kind: str,
+    n: int,
+    dim: int,
+    q: int,
+    cap: float,
+    policy: str,
+    search_cap: float,
+    data: str = "clusters",
+    edge_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """One store, one size (in this process)."""
     from bge_core.index import CollectionSpec, SearchRequest
     from bge_core.types import SparseVector
 
     folder = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
+    anon = AnonPeak()
     from bge_qdrant.edge_store import DEFAULT_BUILD_THRESHOLD
 
     # "threshold": the store's default; "every:N": build after every N points; "end": only at the end
@@ -239,8 +329,10 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
         if policy.startswith("every:")
         else DEFAULT_BUILD_THRESHOLD
     )
-    store = open_store(kind, folder, threshold)
-    out: dict[str, Any] = {"store": kind, "n": n, "dim": dim, "policy": policy if kind == "edge" else "-"}
+    store = open_store(kind, folder, threshold, edge_options if kind == "edge" else None)
+    out: dict[str, Any] = {"store": kind, "n": n, "dim": dim, "policy": policy if kind == "edge" else "-", "data": data}
+    if kind == "edge":
+        out["edge_options"] = edge_options or {}
     out["load_start"] = os.getloadavg()[0]
     builds = {"n": 0, "wall": 0.0, "cpu": 0.0}
     if kind == "edge":  # time the HNSW builds that run inside upsert apart from the writes
@@ -265,7 +357,7 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
         gen_s = gen_cpu = 0.0
         for start in range(0, n, CHUNK):
             g, gc = time.perf_counter(), time.process_time()
-            recs = list(records(n, dim, start))
+            recs = list(records(n, dim, start, data))
             gen_s += time.perf_counter() - g
             gen_cpu += time.process_time() - gc
             for b in range(0, len(recs), 1000):
@@ -291,16 +383,32 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
         out["ingest_rate"] = written / ingest_s  # builds during the ingest included
         out["builds_during_ingest"] = builds["n"]
         out["build_s_during_ingest"] = builds["wall"]
+        out["build_cpu_s_during_ingest"] = builds["cpu"]
         out["rss_after_write_mb"] = rss_mb()
-        qd, qs = queries(n, dim, q)
+        qd, qs = queries(n, dim, q, data)
         t1 = time.perf_counter()
         if kind == "edge":
+            # what the end of an ingest does (QdrantEdgeIndex.add_texts / close): the last
+            # build, then the segment merge; both timed, in CPU seconds too
+            c1 = time.process_time()
+            store.build_index = real_build
             store.build_index()
-            out["segments"] = store._shard.info().segments_count
+            out["last_build_s"] = time.perf_counter() - t1
+            out["last_build_cpu_s"] = time.process_time() - c1
+            out["segments_before_merge"] = store.segment_count()
+            log(f"  last build {out['last_build_s']:.0f}s, {out['segments_before_merge']} segments; merging")
+            t2, c2 = time.perf_counter(), time.process_time()
+            store.finish_ingest()
+            out["merge_s"] = time.perf_counter() - t2
+            out["merge_cpu_s"] = time.process_time() - c2
+            out["segments"] = store.segment_count()
+            out["rss_after_merge_mb"] = rss_mb()
+            log(f"  merge {out['merge_s']:.0f}s ({out['merge_cpu_s']:.0f} CPU-s), {out['segments']} segments")
         req0 = SearchRequest("dense", 10, qd[0], None, None, "rrf", 60, (1.0, 1.0), PREFETCH, None)
         store.query(req0)
         out["searchable_s"] = time.perf_counter() - t1
         lat: dict[str, list[float]] = {"dense": [], "hybrid": []}
+        cpu: dict[str, list[float]] = {"dense": [], "hybrid": []}
         got: dict[str, list[list[str]]] = {"dense": [], "hybrid": []}
         for mode in ("dense", "hybrid"):
             spent = 0.0
@@ -317,10 +425,11 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
                     PREFETCH,
                     None,
                 )
-                s = time.perf_counter()
+                s, sc = time.perf_counter(), time.process_time()
                 hits = store.query(req)
                 dt = time.perf_counter() - s
                 lat[mode].append(dt)
+                cpu[mode].append(time.process_time() - sc)  # all threads of this process
                 got[mode].append([h.id for h in hits])
                 spent += dt
                 if spent > search_cap and i >= 4:
@@ -332,6 +441,7 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
             out[f"{mode}_p50_ms"] = float(np.percentile(a, 50))
             out[f"{mode}_p99_ms"] = float(np.percentile(a, 99))
             out[f"{mode}_queries"] = len(a)
+            out[f"{mode}_p50_cpu_ms"] = float(np.percentile(np.array(cpu[mode]) * 1000, 50))
             out[f"{mode}_got"] = got[mode]
     finally:
         close = getattr(store, "close", None)
@@ -339,12 +449,23 @@ def run_one(kind: str, n: int, dim: int, q: int, cap: float, policy: str, search
             close()
         out["disk_bytes"] = disk_bytes(folder)
         out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out["peak_anon_mb"] = anon.stop()
         shutil.rmtree(folder, ignore_errors=True)
     return out
 
 
 # -- driver -------------------------------------------------------------------------------------
-def child(args: argparse.Namespace, kind: str, n: int, policy: str) -> dict[str, Any]:
+def edge_options(args: argparse.Namespace) -> dict[str, Any]:
+    """EdgeStore options given on the command line (the store's defaults otherwise)."""
+    opts: dict[str, Any] = json.loads(args.edge_options) if args.edge_options else {}
+    for key in ("hnsw_m", "hnsw_ef_construct", "hnsw_ef", "max_segments", "merged_segment_points"):
+        value = getattr(args, key, None)
+        if value is not None:
+            opts[key] = None if value == 0 and key == "max_segments" else value
+    return opts
+
+
+def child(args: argparse.Namespace, kind: str, n: int, policy: str, data: str) -> dict[str, Any]:
     cmd = [
         sys.executable,
         __file__,
@@ -362,15 +483,26 @@ def child(args: argparse.Namespace, kind: str, n: int, policy: str) -> dict[str,
         policy,
         "--search-cap",
         str(args.search_cap),
+        "--data",
+        data,
+        "--edge-options",
+        json.dumps(edge_options(args)),
     ]
     try:
         # the child's progress lines (stderr) pass through
         r = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, text=True, timeout=args.cap * 3 + 600)
     except subprocess.TimeoutExpired:
-        return {"store": kind, "n": n, "dim": args.dim, "write": f"timed out after {args.cap * 3 + 600:.0f}s"}
+        return {"store": kind, "n": n, "dim": args.dim, "data": data, "write": f"timed out after {args.cap * 3 + 600:.0f}s"}
     if r.returncode != 0:
-        return {"store": kind, "n": n, "dim": args.dim, "write": f"failed with exit code {r.returncode} (see stderr)"}
-    return json.loads(r.stdout.strip().splitlines()[-1])
+        return {
+            "store": kind,
+            "n": n,
+            "dim": args.dim,
+            "data": data,
+            "write": f"failed with exit code {r.returncode} (see stderr)",
+        }
+    row: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])
+    return row
 
 
 def recall(got: list[list[str]], want: list[list[str]]) -> float:
@@ -381,7 +513,8 @@ def fmt(row: dict[str, Any], truth: dict[str, Any] | None) -> str:
     if "write_s" not in row:
         rate = f"{row['write_rate']:,.0f}/s" if "write_rate" in row else "-"
         return (
-            f"| {row['store']} | {row['n']:,} | {row.get('policy', '-')} | {rate} ({row.get('write')}) |" + " - |" * 11
+            f"| {row['store']} | {row.get('data', '-')} | {row['n']:,} | {row.get('policy', '-')} | {rate} ({row.get('write')}) |"
+            + " - |" * 13
         )
     capped = "write" in row
     rd = rh = "n/a"
@@ -390,21 +523,29 @@ def fmt(row: dict[str, Any], truth: dict[str, Any] | None) -> str:
         rh = f"{recall(row['hybrid_got'], truth['hybrid'][: row['hybrid_queries']]):.3f}"
     over = f" (over {row['written']:,})" if capped else ""
     ingest = row.get("ingest_rate", row["write_rate"])
+    merge = (
+        f"{row['last_build_s']:.0f} s + merge {row['merge_s']:.0f} s ({row['last_build_cpu_s'] + row['merge_cpu_s']:.0f} CPU-s)"
+        if "merge_s" in row
+        else f"{row['searchable_s']:.1f} s"
+    )
+    segs = f"{row.get('segments_before_merge', '-')} -> {row.get('segments', '-')}" if "merge_s" in row else "-"
     return (
-        f"| {row['store']} | {row['n']:,} | {row.get('policy', '-')} | {row['write_rate']:,.0f}/s"
+        f"| {row['store']} | {row.get('data', '-')} | {row['n']:,} | {row.get('policy', '-')} | {row['write_rate']:,.0f}/s"
         f"{' (' + row['write'] + ')' if capped else ''} | {row.get('write_rate_cpu', 0):,.0f}/s | "
         f"{ingest:,.0f}/s ({row.get('builds_during_ingest', 0)} builds, {row.get('build_s_during_ingest', 0):.0f} s) | "
-        f"{row['searchable_s']:.1f} s | {row['dense_p50_ms']:.2f} / {row['dense_p99_ms']:.2f}{over} | "
-        f"{row['hybrid_p50_ms']:.2f} / {row['hybrid_p99_ms']:.2f} | {rd} | {rh} | {row['dense_queries']}/{row['hybrid_queries']} | "
-        f"{row['peak_rss_mb']:,.0f} | {row['disk_bytes'] / 1e6:,.0f} | {row.get('load_start', 0):.0f}-{row.get('load_end', 0):.0f} |"
+        f"{merge} | {segs} | {row['dense_p50_ms']:.2f} / {row['dense_p99_ms']:.2f}{over} | "
+        f"{row['hybrid_p50_ms']:.2f} / {row['hybrid_p99_ms']:.2f} | "
+        f"{row.get('dense_p50_cpu_ms', 0):.2f} / {row.get('hybrid_p50_cpu_ms', 0):.2f} | {rd} | {rh} | {row['dense_queries']}/{row['hybrid_queries']} | "
+        f"{row['peak_rss_mb']:,.0f} ({row.get('peak_anon_mb', 0):,.0f}) | {row['disk_bytes'] / 1e6:,.0f} | {row.get('load_start', 0):.0f}-{row.get('load_end', 0):.0f} |"
     )
 
 
 HEADER = (
-    "| store | N | HNSW build | write rate (builds apart) | writes per CPU-second | ingest incl. builds | "
-    "until searchable | dense p50 / p99 ms | hybrid p50 / p99 ms | recall@10 dense | recall@10 hybrid | "
-    "queries timed | peak RSS MB | disk MB | load |\n"
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    "| store | data | N | HNSW build | write rate (builds apart) | writes per CPU-second | ingest incl. builds | "
+    "until searchable (Edge: last build + merge) | segments | dense p50 / p99 ms | hybrid p50 / p99 ms | "
+    "CPU ms per query p50 dense / hybrid | recall@10 dense | recall@10 hybrid | "
+    "queries timed | peak RSS MB (anonymous) | disk MB | load |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 )
 
 
@@ -419,6 +560,20 @@ def main() -> None:
         "--search-cap", type=float, default=120.0, help="seconds of searching per mode (fewer queries then)"
     )
     ap.add_argument("--policies", type=int, default=0, help="compare Edge HNSW build timings at this N")
+    ap.add_argument(
+        "--data",
+        nargs="+",
+        default=["minilm", "clusters"],
+        choices=DATASETS,
+        help="minilm: calibrated to real all-MiniLM-L6-v2 vectors (section 8); clusters: N/100 tiny nearly "
+        "orthogonal clusters (the earlier runs; hard for HNSW)",
+    )
+    ap.add_argument("--hnsw-m", type=int, default=None, help="Edge: HNSW m (store default otherwise)")
+    ap.add_argument("--hnsw-ef-construct", type=int, default=None, help="Edge: HNSW ef_construct")
+    ap.add_argument("--hnsw-ef", type=int, default=None, help="Edge: search ef")
+    ap.add_argument("--max-segments", type=int, default=None, help="Edge: merge to this many segments (0: never)")
+    ap.add_argument("--merged-segment-points", type=int, default=None, help="Edge: largest merged segment")
+    ap.add_argument("--edge-options", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--no-truth", action="store_true", help="skip the exact ground truth (no recall)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -430,14 +585,16 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(run_one(args.child, args.n, args.dim, args.queries, args.cap, args.policy, args.search_cap)))
+        opts = json.loads(args.edge_options) if args.edge_options else {}
+        row = run_one(args.child, args.n, args.dim, args.queries, args.cap, args.policy, args.search_cap, args.data[0], opts)
+        print(json.dumps(row))
         return
-    plan: list[tuple[str, int, str]] = []
+    plan: list[tuple[str, int, str, str]] = []
     if args.policies:
         n = args.policies
-        plan = [("edge", n, p) for p in (f"every:{n // 6}", f"every:{n // 2}", "end")]
+        plan = [("edge", n, p, d) for d in args.data for p in (f"every:{n // 6}", f"every:{n // 2}", "end")]
     else:
-        plan = [(s, n, args.policy) for n in args.sizes for s in args.stores]
+        plan = [(s, n, args.policy, d) for d in args.data for n in args.sizes for s in args.stores]
     cpu = "unknown CPU"
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
@@ -448,17 +605,17 @@ def main() -> None:
         f"bench_scale: dim {args.dim}, {args.queries} queries, cap {args.cap:.0f}s; {cpu}, {os.cpu_count()} cores (shared machine)"
     )
     print(HEADER, flush=True)
-    truths: dict[tuple[int, int], dict[str, Any]] = {}
-    rows = []
-    for kind, n, policy in plan:
-        row = child(args, kind, n, policy)
+    truths: dict[tuple[str, int, int], dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    for kind, n, policy, data in plan:
+        row = child(args, kind, n, policy, data)
         if args.json:  # the row first, so a run stopped during the ground truth keeps it
             args.json.write_text(json.dumps([*rows, row], indent=1))
         truth = None
         if not args.no_truth and "write_s" in row:  # after the child: it is timed without this load
-            key = (n, row["written"])
+            key = (data, n, row["written"])
             if key not in truths:
-                truths[key] = ground_truth(n, args.dim, args.queries, upto=row["written"])
+                truths[key] = ground_truth(n, args.dim, args.queries, upto=row["written"], data=data)
             truth = truths[key]
         rows.append(row)
         print(fmt(row, truth), flush=True)

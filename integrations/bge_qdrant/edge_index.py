@@ -44,7 +44,7 @@ class QdrantEdgeIndex(VectorIndex):
             indexes for the keys you filter on.
         sparse_idf / colbert_hnsw / colbert_on_disk / dense_on_disk / colbert_max_vectors: as
             for :class:`bge_qdrant.QdrantIndex`.
-        hnsw_m / hnsw_ef_construct / hnsw_ef: HNSW parameters (search ``ef`` default: Qdrant's).
+        hnsw_m / hnsw_ef_construct / hnsw_ef: HNSW parameters (search ``ef`` default: 128, see EdgeStore).
         hnsw_indexing_threads / max_segment_points: see :class:`bge_qdrant.edge_store.EdgeStore`.
         build_threshold: points between HNSW builds during an ingest (None: only at the end).
         options / dense / sparse / colbert / show_progress / write_batch_size / chunk_size /

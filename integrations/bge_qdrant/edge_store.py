@@ -29,6 +29,19 @@ hours, also whenever the points written since the last build pass ``build_thresh
 of an ingest grows with N, not N^2. ``hnsw_ef_construct`` is 64 (Qdrant: 100): half the build
 CPU time at the same recall@10 on 50k benchmark points (to re-check at 1M, section 8).
 
+A query searches every segment, so the capped segments of a large ingest (ten for 1M points)
+make search several times slower than one graph (section 8: 15.9 ms over 9 segments at 800k,
+1.6 ms in one of 100k). So an ingest that filled at least one capped segment ends, after its
+last build, with one merge (:meth:`EdgeStore.merge_segments`): Qdrant's merge optimizer, set
+for the duration to ``max_segments`` (2) segments of up to ``merged_segment_points`` (600,000;
+counted in dense-vector bytes, and the engine counts sparse vectors too, so ~25% fewer points
+fit), rebuilds the graphs of the merged segments. At 1M points (section 8) 11 segments became
+3 in 191 s (354 CPU-s, some points merged twice) and dense search went from 15.9 ms (800k, 9
+segments, another load) to 5.5 ms; 4 segments of 300k ended as 6 (7.6 ms). A point is indexed
+two to three times in a large ingest (still linear in N), searches
+wait for the merge, and the engine's optimizer settings are swapped back afterwards (also after
+a kill: the next open restores them).
+
 Durability: every write goes through Edge's write-ahead log before the call returns, so a
 killed process loses at most the batch in flight; the index's content hashes make a re-run
 write exactly what is missing. Concurrency: one process per folder (a second one gets one
@@ -82,6 +95,9 @@ from bge_qdrant.queries import qdrant_rrf_k
 __all__ = [
     "DEFAULT_BUILD_THRESHOLD",
     "DEFAULT_EF_CONSTRUCT",
+    "DEFAULT_HNSW_EF",
+    "DEFAULT_MAX_SEGMENTS",
+    "DEFAULT_MERGED_SEGMENT_POINTS",
     "LOCK_NAME",
     "MARKER_NAME",
     "EdgeStore",
@@ -98,6 +114,13 @@ _VERSION = 1
 DEFAULT_BUILD_THRESHOLD = 100_000
 #: HNSW ef_construct of new collections (Qdrant's default is 100).
 DEFAULT_EF_CONSTRUCT = 64
+#: Search-time HNSW ef when none is given (Qdrant's default is ef_construct, 64 here): recall@10
+#: 0.958 -> 0.980 at 1M-like density of realistic vectors for 0.6 -> 1.0 ms of CPU a query.
+DEFAULT_HNSW_EF = 128
+#: More HNSW segments than this at the end of an ingest: merge them (:meth:`EdgeStore.merge_segments`).
+DEFAULT_MAX_SEGMENTS = 2
+#: Largest segment such a merge makes (points); larger segments are left as they are.
+DEFAULT_MERGED_SEGMENT_POINTS = 600_000
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 PayloadIndexType = Literal["keyword", "integer", "float", "bool"]
 _SCROLL_PAGE = 512
@@ -124,7 +147,13 @@ class EdgeStore:
         max_segment_points: the optimizer merges segments only up to about this many points
             (default 1.5x ``build_threshold``), so a build indexes the new points instead of
             re-indexing everything written before (set when the collection is created).
-        hnsw_ef: search-time beam width (default: Qdrant's, ``ef_construct``).
+        hnsw_ef: search-time beam width (default: the larger of 128 and ``hnsw_ef_construct``;
+            BENCHMARKS.md section 8).
+        max_segments / merged_segment_points: at the end of an ingest (:meth:`finish_ingest`)
+            with more than ``max_segments`` segments, merge them into segments of up to
+            ``merged_segment_points`` points (:meth:`merge_segments`; ``max_segments=None``:
+            never). A query searches every segment, so the capped segments of a large ingest
+            slow search down (BENCHMARKS.md section 8).
         build_threshold: points written since the last build that trigger an HNSW build in
             the middle of an ingest (``None``: only at the end). See the module docstring.
         show_progress: a progress line while the HNSW graph builds (default: stderr is a tty).
@@ -146,6 +175,8 @@ class EdgeStore:
         max_segment_points: int | None = None,
         build_threshold: int | None = DEFAULT_BUILD_THRESHOLD,
         show_progress: bool | None = None,
+        max_segments: int | None = DEFAULT_MAX_SEGMENTS,
+        merged_segment_points: int = DEFAULT_MERGED_SEGMENT_POINTS,
     ) -> None:
         if not isinstance(collection_name, str) or not _NAME.match(collection_name):
             raise ValueError(
@@ -156,6 +187,10 @@ class EdgeStore:
             raise ValueError(f"build_threshold must be >= 1 or None, got {build_threshold}")
         if max_segment_points is not None and max_segment_points < 1:
             raise ValueError(f"max_segment_points must be >= 1 or None, got {max_segment_points}")
+        if max_segments is not None and max_segments < 1:
+            raise ValueError(f"max_segments must be >= 1 or None (never merge), got {max_segments}")
+        if merged_segment_points < 1:
+            raise ValueError(f"merged_segment_points must be >= 1, got {merged_segment_points}")
         if hnsw_indexing_threads < 0:
             raise ValueError(f"hnsw_indexing_threads must be >= 0 (0: all cores), got {hnsw_indexing_threads}")
         for key, kind in (payload_indexes or {}).items():
@@ -177,11 +212,15 @@ class EdgeStore:
         self.max_segment_points = max_segment_points or (build_threshold or DEFAULT_BUILD_THRESHOLD) * 3 // 2
         self.build_threshold = build_threshold
         self.show_progress = show_progress
+        self.max_segments = max_segments
+        self.merged_segment_points = merged_segment_points
         self._shard: Any = None
+        self._generation = 0  # bumped when merge_segments reopens the shard
         self._lock_file: IO[str] | None = None
         self._open_lock = threading.RLock()
         self._write_lock = threading.RLock()
         self._unindexed = 0
+        self._since_merge = 0  # points written by this process since the last merge
         self._warned_colbert = False
         self._closed = False
 
@@ -364,6 +403,11 @@ class EdgeStore:
                 return qe.EdgeShard.create(str(shard_dir), self._edge_config(spec))
             except Exception as exc:  # noqa: BLE001 - the engine raises plain Exception
                 raise StoreError(f"cannot create the Edge shard in {str(shard_dir)!r}: {_one_line(str(exc))}") from None
+        if entry.get("merging") is not None:
+            # a merge_segments() was killed: its optimizer settings are still in the shard's
+            # config; put the collection's own back (the engine finishes or drops the half-built
+            # segment on load, the old segments and the WAL hold every point)
+            self._restore_optimizers(entry)
         try:
             return qe.EdgeShard.load(str(shard_dir))
         except Exception as exc:  # noqa: BLE001 - the engine raises plain Exception
@@ -556,6 +600,7 @@ class EdgeStore:
         with self._write_lock, self._engine("writing points"):
             shard.update(qe.UpdateOperation.upsert_points(points))
             self._unindexed += len(points)
+            self._since_merge += len(points)
             due = self.build_threshold is not None and self._unindexed >= self.build_threshold
         if due:
             self.build_index()
@@ -630,9 +675,114 @@ class EdgeStore:
         return changed
 
     def finish_ingest(self) -> None:
-        """End of an ingest call: build the graph over what was written (see module docstring)."""
+        """End of an ingest call: build the graph over what was written (see module docstring),
+        then merge the segments if there are more than ``max_segments``."""
         if self._unindexed:
             self.build_index()
+        # Only after an ingest that filled at least one capped segment: small ingests leave
+        # small segments that Qdrant's own optimizer merges up to max_segment_points, and a
+        # merge after each of them would re-index the same points over and over.
+        if self.max_segments is not None and self._shard is not None and self._since_merge >= self.max_segment_points:
+            self.merge_segments()
+
+    def segment_count(self) -> int:
+        """Segments of the shard (each one is searched by every query; 0 before the first write)."""
+        shard = self._open(None)
+        if shard is None:
+            return 0
+        with self._engine("reading the shard info"):
+            return int(shard.info().segments_count)
+
+    def _engine_config_path(self) -> Path:
+        return self.shard_path / "edge_config.json"
+
+    def _set_engine_optimizers(self, optimizers: dict[str, Any] | None) -> None:
+        """Rewrite the ``optimizers`` part of the (closed) shard's ``edge_config.json``
+        atomically. The binding can set them only through ``EdgeShard.load(path, config)``,
+        which would also replace every vector setting not given again."""
+        cfg_path = self._engine_config_path()
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        if optimizers is None:
+            cfg.pop("optimizers", None)
+        else:
+            cfg["optimizers"] = optimizers
+        tmp = cfg_path.with_name(f".{cfg_path.name}.bge-tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(cfg, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, cfg_path)
+
+    def _restore_optimizers(self, entry: dict[str, Any]) -> None:
+        saved = entry["merging"]
+        self._set_engine_optimizers(saved.get("optimizers"))
+        marker = self._marker()
+        assert marker is not None
+        marker["collections"][self.collection_name].pop("merging", None)
+        self._write_marker(marker)
+        entry.pop("merging", None)
+
+    def merge_segments(self, *, force: bool = False) -> bool:
+        """Merge the segments into few large ones (blocking; searches wait for it).
+
+        A large ingest leaves one segment of at most ``max_segment_points`` per build (so each
+        build indexes only the new points), and a query searches all of them. This reopens the
+        shard with Qdrant's merge optimizer set to ``max_segments`` segments of up to
+        ``merged_segment_points`` points, optimizes (the merged segments' HNSW graphs are built
+        anew), and reopens it with the collection's own settings. Runs only when there are more
+        than ``max_segments`` segments (or ``force``). A kill meanwhile loses nothing: the old
+        segments stay until the merged one is complete, and the next open restores the settings.
+        Returns whether segments were merged.
+        """
+        if self.max_segments is None and not force:
+            return False
+        target = self.max_segments or DEFAULT_MAX_SEGMENTS
+        shard = self._require()
+        with self._open_lock, self._write_lock:
+            before = int(shard.info().segments_count)
+            # the count includes the appendable segment the engine keeps for new points
+            if before <= target + 1 and not force:
+                return False
+            points = int(shard.info().points_count)
+            cfg = json.loads(self._engine_config_path().read_text(encoding="utf-8"))
+            original = cfg.get("optimizers")
+            dim = int(cfg["vectors"][DENSE]["size"]) if DENSE in (cfg.get("vectors") or {}) else 0
+            merged = dict(original or {})
+            # segment sizes are in KB of (dense) vectors, as for max_segment_points
+            merged["max_segment_size"] = max(1, self.merged_segment_points * max(dim, 1) * 4 // 1024)
+            merged["default_segment_number"] = target
+            marker = self._marker()
+            assert marker is not None
+            marker["collections"][self.collection_name]["merging"] = {"optimizers": original}
+            self._write_marker(marker)
+            entry = marker["collections"][self.collection_name]
+            self._generation += 1
+            self._shard = None
+            start = time.perf_counter()
+            with self._engine("merging segments"):
+                shard.flush()
+                shard.close()
+                self._set_engine_optimizers(merged)
+                qe = require_edge()
+                with _BuildProgress(self.show_progress, points, f"merging {before} segments ({points:,} points)"):
+                    tmp = qe.EdgeShard.load(str(self.shard_path))
+                    try:
+                        tmp.optimize()
+                        tmp.flush()
+                    finally:
+                        tmp.close()
+                self._restore_optimizers(entry)
+                self._shard = self._load_or_create(entry)
+                after = int(self._shard.info().segments_count)
+            self._since_merge = 0
+        logger.info(
+            "Edge: merged %d segments into %d (%d points) in %.1fs",
+            before,
+            after,
+            points,
+            time.perf_counter() - start,
+        )
+        return after < before
 
     def flush(self) -> None:
         """Flush segments to disk (the WAL already holds every write)."""
@@ -644,10 +794,19 @@ class EdgeStore:
     # -- search ----------------------------------------------------------------------------
     def _params(self) -> Any:
         qe = require_edge()
-        return qe.SearchParams(hnsw_ef=self.hnsw_ef) if self.hnsw_ef else None
+        return qe.SearchParams(hnsw_ef=self.hnsw_ef or max(DEFAULT_HNSW_EF, self.hnsw_ef_construct))
 
     def query(self, request: SearchRequest) -> list[Hit]:
         """Run a planned search with the semantics of :mod:`bge_qdrant.queries`."""
+        generation = self._generation
+        try:
+            with self._engine("searching"):
+                return self._query(request)
+        except StoreError:
+            if generation == self._generation:
+                raise
+        # merge_segments() closed the shard under this query: run it again on the new one
+        # (it waits for the merge to finish)
         with self._engine("searching"):
             return self._query(request)
 
@@ -778,7 +937,7 @@ class EdgeStore:
     def close(self) -> None:
         """Build the HNSW graph over points written since the last build (see
         :meth:`finish_ingest`), flush, close the shard and release the folder lock (idempotent)."""
-        if self._shard is not None and self._unindexed:
+        if self._shard is not None and not self._closed:
             self.finish_ingest()
         with self._open_lock:
             self._closed = True
@@ -826,7 +985,7 @@ def _has_bool(metadata: Mapping[str, Any]) -> bool:
 class _BuildProgress:
     """A ticking progress line while the (blocking) HNSW build runs."""
 
-    def __init__(self, enabled: bool | None, points: int) -> None:
+    def __init__(self, enabled: bool | None, points: int, label: str | None = None) -> None:
         if enabled is None:
             try:
                 import sys
@@ -836,6 +995,7 @@ class _BuildProgress:
                 enabled = False
         self.enabled = enabled
         self.points = points
+        self.label = label or f"building HNSW graph ({points:,} new points)"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._bar: Any = None
@@ -846,7 +1006,7 @@ class _BuildProgress:
 
             self._bar = tqdm(
                 total=None,
-                desc=f"building HNSW graph ({self.points:,} new points)",
+                desc=self.label,
                 unit="s",
                 bar_format="{desc}: {elapsed}",
             )
