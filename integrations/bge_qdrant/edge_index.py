@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from bge_core.index import IndexEncoder, IndexKwargs, IndexOptions, VectorIndex
-from bge_qdrant.edge_store import DEFAULT_BUILD_THRESHOLD, DEFAULT_EF_CONSTRUCT, EdgeStore, PayloadIndexType
+from bge_qdrant.edge_store import (
+    DEFAULT_BUILD_THRESHOLD,
+    DEFAULT_EF_CONSTRUCT,
+    DEFAULT_MAX_SEGMENTS,
+    DEFAULT_MERGED_SEGMENT_POINTS,
+    EdgeStore,
+    PayloadIndexType,
+)
 from bge_qdrant.layout import QdrantLayout
 
 if TYPE_CHECKING:
@@ -47,6 +54,9 @@ class QdrantEdgeIndex(VectorIndex):
         hnsw_m / hnsw_ef_construct / hnsw_ef: HNSW parameters (search ``ef`` default: 128, see EdgeStore).
         hnsw_indexing_threads / max_segment_points: see :class:`bge_qdrant.edge_store.EdgeStore`.
         build_threshold: points between HNSW builds during an ingest (None: only at the end).
+        max_segments / merged_segment_points: the merge at the end of a large ingest (at most
+            ``max_segments`` segments of up to ``merged_segment_points``; None: never merge),
+            see :meth:`bge_qdrant.edge_store.EdgeStore.merge_segments`.
         options / dense / sparse / colbert / show_progress / write_batch_size / chunk_size /
             retry: :class:`~bge_core.index.IndexOptions` (``write_batch_size`` default: 256).
     """
@@ -72,6 +82,8 @@ class QdrantEdgeIndex(VectorIndex):
         hnsw_indexing_threads: int = 0,
         max_segment_points: int | None = None,
         build_threshold: int | None = DEFAULT_BUILD_THRESHOLD,
+        max_segments: int | None = DEFAULT_MAX_SEGMENTS,
+        merged_segment_points: int = DEFAULT_MERGED_SEGMENT_POINTS,
         options: IndexOptions | None = None,
         **kwargs: Unpack[IndexKwargs],
     ) -> None:
@@ -95,6 +107,8 @@ class QdrantEdgeIndex(VectorIndex):
             max_segment_points=max_segment_points,
             build_threshold=build_threshold,
             show_progress=opts.show_progress,
+            max_segments=max_segments,
+            merged_segment_points=merged_segment_points,
         )
         super().__init__(store, encoder, options=opts)
 

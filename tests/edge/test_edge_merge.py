@@ -34,7 +34,9 @@ def _vectors() -> np.ndarray:
 def _ingest(store: Any, x: np.ndarray) -> None:
     store.ensure(CollectionSpec(dense_dim=DIM, sparse=False, colbert_dim=None))
     for b in range(0, len(x), 2_000):
-        store.upsert([Record(make_id(None, str(i)), f"t{i}", {}, str(i), x[i], None, None) for i in range(b, b + 2_000)])
+        store.upsert(
+            [Record(make_id(None, str(i)), f"t{i}", {}, str(i), x[i], None, None) for i in range(b, b + 2_000)]
+        )
 
 
 def _top1(store: Any, x: np.ndarray, rows: range) -> list[str]:
@@ -60,6 +62,7 @@ def test_small_ingest_does_not_merge(tmp_path: Path, monkeypatch: pytest.MonkeyP
     from bge_qdrant.edge_store import EdgeStore
 
     calls: list[int] = []
+
     def fake_merge(self: Any, **kw: Any) -> bool:
         calls.append(1)
         return False
@@ -161,3 +164,12 @@ def test_kill_during_merge_loses_nothing(tmp_path: Path) -> None:
     assert reopened.count() == N
     assert reopened.segment_count() <= 3
     reopened.close()
+
+
+def test_index_forwards_merge_options(tmp_path: Path, m3: Any) -> None:
+    from bge_qdrant import QdrantEdgeIndex
+
+    index = QdrantEdgeIndex(tmp_path / "idx", m3, max_segments=3, merged_segment_points=1_000)
+    assert (index.store.max_segments, index.store.merged_segment_points) == (3, 1_000)
+    never = QdrantEdgeIndex(tmp_path / "idx2", m3, max_segments=None)
+    assert never.store.max_segments is None
