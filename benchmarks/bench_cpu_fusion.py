@@ -304,7 +304,16 @@ def main() -> None:
         f"median of {args.rounds} rounds in rotation; load per round {loads}"
     )
     print_table(
-        ["option", "docs/s", "x off", "forward s", "fwd TFLOP/s", "dense max|diff|", "dense cos min", "ColBERT cos min"],
+        [
+            "option",
+            "docs/s",
+            "x off",
+            "forward s",
+            "fwd TFLOP/s",
+            "dense max|diff|",
+            "dense cos min",
+            "ColBERT cos min",
+        ],
         rows,
     )
     if compiled is not None:
@@ -366,7 +375,10 @@ def main() -> None:
         for option in m3_opts:
             f = statistics.median(m3_fwd[option])
             diff = max(float((a - b).abs().max()) for a, b in zip(m3_out[option], m3_out["off"]))
-            cls = [torch.nn.functional.cosine_similarity(a[:, 0], b[:, 0]).min() for a, b in zip(m3_out[option], m3_out["off"])]
+            cls = [
+                torch.nn.functional.cosine_similarity(a[:, 0], b[:, 0]).min()
+                for a, b in zip(m3_out[option], m3_out["off"])
+            ]
             m3_rows.append(
                 [option, f, statistics.median(m3_fwd["off"]) / f, m3_flops / f / 1e12, diff, float(min(cls))]
             )

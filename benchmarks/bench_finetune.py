@@ -137,7 +137,10 @@ def _m3_scores(model: Path, doc_texts: list[str], queries: list[str]) -> tuple[d
         width = 1 + max((int(v.indices.max()) for v in vectors if len(v.indices)), default=0)
         rows = [np.full(len(v.indices), i) for i, v in enumerate(vectors)]
         return csr_matrix(
-            (np.concatenate([v.values for v in vectors]), (np.concatenate(rows), np.concatenate([v.indices for v in vectors]))),
+            (
+                np.concatenate([v.values for v in vectors]),
+                (np.concatenate(rows), np.concatenate([v.indices for v in vectors])),
+            ),
             shape=(len(vectors), width),
         )
 

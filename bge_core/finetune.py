@@ -482,13 +482,11 @@ def _check_m3_inputs(model: str, rows: Sequence[TrainingRow], cfg: FinetuneConfi
     """What BGE-M3 adds to the checks: it uses no query instruction (``BGEM3Encoder`` refuses
     one, so a model trained with one would be queried without it)."""
     if cfg.query_instruction:
-        raise TrainingDataError(
-            f"{model} is a BGE-M3 model, which uses no query instruction; drop --query-instruction"
-        )
+        raise TrainingDataError(f"{model} is a BGE-M3 model, which uses no query instruction; drop --query-instruction")
     for r in rows:
         if r.prompt:
             raise TrainingDataError(
-                f"line {r.line}: a \"prompt\", but {model} is a BGE-M3 model, which uses no query instruction; "
+                f'line {r.line}: a "prompt", but {model} is a BGE-M3 model, which uses no query instruction; '
                 "mine the file without --prompt"
             )
 

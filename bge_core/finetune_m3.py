@@ -207,7 +207,9 @@ class M3TrainingModel(nn.Module):
         sparse_loss, colbert_loss, ensemble_loss = (_in_batch_ce(s, group) for s in (sparse, colbert, ensemble))
         loss = (w_d * dense_loss + ensemble_loss + w_s * sparse_loss + w_c * colbert_loss) / 4
         parts.update(
-            sparse=float(sparse_loss.detach()), colbert=float(colbert_loss.detach()), ensemble=float(ensemble_loss.detach())
+            sparse=float(sparse_loss.detach()),
+            colbert=float(colbert_loss.detach()),
+            ensemble=float(ensemble_loss.detach()),
         )
         if opts.self_distill and self.step > opts.self_distill_start_step:
             teacher = torch.softmax(ensemble.detach(), dim=-1)

@@ -175,7 +175,9 @@ def add_train_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         help="self-distillation starts after this step (default 0, FlagEmbedding's BGE-M3 recipe)",
     )
     m3.add_argument(
-        "--fix-encoder", action="store_true", help="train the sparse and ColBERT heads only (FlagEmbedding's fix_encoder)"
+        "--fix-encoder",
+        action="store_true",
+        help="train the sparse and ColBERT heads only (FlagEmbedding's fix_encoder)",
     )
     m3.add_argument(
         "--loss-weights",

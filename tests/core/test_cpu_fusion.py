@@ -115,7 +115,12 @@ def test_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch, bert384: 
 def test_fused_relu_checkpoint(tmp_path: Path) -> None:
     torch.manual_seed(6)
     config = transformers.BertConfig(
-        vocab_size=300, hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128, hidden_act="relu"
+        vocab_size=300,
+        hidden_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=128,
+        hidden_act="relu",
     )
     path = tmp_path / "relu"
     transformers.BertModel(config, add_pooling_layer=False).save_pretrained(str(path))

@@ -215,7 +215,7 @@ def test_prompt_rows_are_refused_for_m3(m3_path: Path, tmp_path: Path) -> None:
     rows = _rows(8)
     rows[3]["prompt"] = "Represent this sentence: "
     f = _write(tmp_path / "t.jsonl", rows)
-    with pytest.raises(TrainingDataError, match="line 4: a \"prompt\".*without --prompt"):
+    with pytest.raises(TrainingDataError, match='line 4: a "prompt".*without --prompt'):
         finetune(f, m3_path, tmp_path / "out", CFG)
     assert not (tmp_path / "out").exists()
 

@@ -174,7 +174,9 @@ def test_sparse_scores_equal_a_full_vocabulary_scatter(m3_ckpt: Path) -> None:
 
 def test_options_that_cannot_train_are_named() -> None:
     assert any("self-distillation needs" in m for m in M3Options(unified=False).problems())
-    assert any("nothing would train" in m for m in M3Options(unified=False, self_distill=False, fix_encoder=True).problems())
+    assert any(
+        "nothing would train" in m for m in M3Options(unified=False, self_distill=False, fix_encoder=True).problems()
+    )
     assert any("loss_weights" in m for m in M3Options(loss_weights=(1.0, -0.1, 1.0)).problems())
     assert any("ensemble_weights" in m for m in replace(M3Options(), ensemble_weights=(1.0, 0.3)).problems())  # type: ignore[arg-type]
     assert M3Options().problems() == []
