@@ -518,11 +518,33 @@ def _resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _warmup_args(cfg: FinetuneConfig, args_class: Any) -> dict[str, Any]:
-    """Warmup and checkpointing options under the name this transformers version uses."""
+def _show_progress(cfg: FinetuneConfig) -> bool:
+    """Progress bars: as asked, else only on a terminal."""
+    return sys.stderr.isatty() if cfg.show_progress is None else cfg.show_progress
+
+
+def _training_args(cfg: FinetuneConfig, args_class: Any, output_dir: Path, device: str) -> dict[str, Any]:
+    """The ``TrainingArguments`` both trainers share (dense and M3), with warmup and
+    checkpointing under the names this transformers version uses."""
     import transformers
 
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {
+        "output_dir": str(output_dir),
+        "num_train_epochs": cfg.epochs,
+        "max_steps": cfg.max_steps,
+        "per_device_train_batch_size": cfg.batch_size,
+        "learning_rate": cfg.learning_rate,
+        "weight_decay": cfg.weight_decay,
+        "bf16": _use_bf16(cfg.dtype, device),
+        "use_cpu": device == "cpu",
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
+        "save_strategy": "epoch",
+        "logging_steps": cfg.logging_steps,
+        "report_to": "none",
+        "disable_tqdm": not _show_progress(cfg),
+        "dataloader_num_workers": 0,
+    }
     if int(transformers.__version__.split(".")[0]) >= 5:
         extra["warmup_steps"] = float(cfg.warmup_ratio)  # a float below 1 is a ratio there
     else:
@@ -572,25 +594,10 @@ def _train_m3(job: _Job) -> FinetuneResult:
     cap = min(positions, int(tokenizer.model_max_length))
     max_length = min(cfg.max_length, cap) if cfg.max_length is not None else min(M3_DEFAULT_MAX_LENGTH, cap)
     bf16 = _use_bf16(cfg.dtype, device)
-    show = sys.stderr.isatty() if cfg.show_progress is None else cfg.show_progress
+    show = _show_progress(cfg)
     args = transformers.TrainingArguments(
-        output_dir=str(job.ckpt_dir),
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        bf16=bf16,
-        use_cpu=device == "cpu",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        save_strategy="epoch",
-        logging_steps=cfg.logging_steps,
-        report_to="none",
-        disable_tqdm=not show,
-        dataloader_num_workers=0,
         remove_unused_columns=False,
-        **_warmup_args(cfg, transformers.TrainingArguments),
+        **_training_args(cfg, transformers.TrainingArguments, job.ckpt_dir, device),
     )
     log: list[dict[str, float]] = []
     trainer_class = make_trainer_class(folder)
@@ -682,26 +689,10 @@ def _train_dense(job: _Job) -> FinetuneResult:
     loss = MultipleNegativesRankingLoss(st_model, scale=1.0 / temperature)
     dataset = datasets.Dataset.from_dict(columns)
     bf16 = _use_bf16(cfg.dtype, device)
-    show = sys.stderr.isatty() if cfg.show_progress is None else cfg.show_progress
-    extra = _warmup_args(cfg, SentenceTransformerTrainingArguments)
+    show = _show_progress(cfg)
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(ckpt_dir),
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        bf16=bf16,
-        use_cpu=device == "cpu",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
-        save_strategy="epoch",
-        logging_steps=cfg.logging_steps,
-        report_to="none",
-        disable_tqdm=not show,
-        dataloader_num_workers=0,
-        **extra,
+        **_training_args(cfg, SentenceTransformerTrainingArguments, ckpt_dir, device),
     )
     log: list[dict[str, float]] = []
     trainer = SentenceTransformerTrainer(
