@@ -413,20 +413,7 @@ def run_one(
         warm_start = (written // 2 // CHUNK) * CHUNK
         for rec in itertools.islice(records(n, dim, warm_start, data), WARMUP):
             for mode in ("dense", "hybrid"):
-                store.query(
-                    SearchRequest(
-                        mode,
-                        10,
-                        rec.dense,
-                        rec.sparse if mode == "hybrid" else None,
-                        None,
-                        "rrf",
-                        60,
-                        (1.0, 1.0),
-                        PREFETCH,
-                        None,
-                    )
-                )
+                store.query(top10(mode, rec.dense, rec.sparse))
         out["warmup_queries"] = WARMUP
         lat: dict[str, list[float]] = {"dense": [], "hybrid": []}
         cpu: dict[str, list[float]] = {"dense": [], "hybrid": []}
@@ -434,18 +421,7 @@ def run_one(
         for mode in ("dense", "hybrid"):
             spent = 0.0
             for i in range(q):
-                req = SearchRequest(
-                    mode,
-                    10,
-                    qd[i],
-                    SparseVector(qs[i][0], qs[i][1]) if mode == "hybrid" else None,
-                    None,
-                    "rrf",
-                    60,
-                    (1.0, 1.0),
-                    PREFETCH,
-                    None,
-                )
+                req = top10(mode, qd[i], SparseVector(qs[i][0], qs[i][1]))
                 s, sc = time.perf_counter(), time.process_time()
                 hits = store.query(req)
                 dt = time.perf_counter() - s
@@ -473,6 +449,15 @@ def run_one(
         out["peak_anon_mb"] = anon.stop()
         shutil.rmtree(folder, ignore_errors=True)
     return out
+
+
+def top10(mode: str, dense: Any, sparse: Any) -> Any:
+    """The timed search: top 10, RRF (k=60) of dense and sparse prefetches for hybrid."""
+    from bge_core.index import SearchRequest
+
+    return SearchRequest(
+        mode, 10, dense, sparse if mode == "hybrid" else None, None, "rrf", 60, (1.0, 1.0), PREFETCH, None
+    )
 
 
 # -- driver -------------------------------------------------------------------------------------
