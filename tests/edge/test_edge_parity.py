@@ -10,17 +10,11 @@ from typing import Any
 
 import pytest
 from edge_helpers import EDGE_CORPUS, QUERIES, assert_same_hits
+from store_checks import SEARCH_CASES
 
 from bge_core.scoring import rrf_fusion
 
-CASES = [
-    ("dense", "rrf", "dense"),
-    ("sparse", "rrf", "sparse"),
-    ("hybrid", "rrf", "fusion"),
-    ("hybrid", "dbsf", "fusion"),
-    ("hybrid", "weighted", "fusion"),
-    ("colbert", "rrf", "colbert"),
-]
+CASES = SEARCH_CASES
 
 
 @pytest.fixture(scope="module")
