@@ -468,6 +468,10 @@ def edge_options(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, key, None)
         if value is not None:
             opts[key] = None if value == 0 and key == "max_segments" else value
+    if getattr(args, "dense_quantization", None) is not None:
+        opts["dense_quantization"] = None if args.dense_quantization == "none" else args.dense_quantization
+    if getattr(args, "quantization_oversampling", None) is not None:
+        opts["quantization_oversampling"] = args.quantization_oversampling
     return opts
 
 
@@ -585,6 +589,13 @@ def main() -> None:
     ap.add_argument("--hnsw-ef", type=int, default=None, help="Edge: search ef")
     ap.add_argument("--max-segments", type=int, default=None, help="Edge: merge to this many segments (0: never)")
     ap.add_argument("--merged-segment-points", type=int, default=None, help="Edge: largest merged segment")
+    ap.add_argument(
+        "--dense-quantization",
+        choices=["int8", "none"],
+        default=None,
+        help="Edge: int8 scalar quantisation of the dense vectors with float rescoring (store default: int8)",
+    )
+    ap.add_argument("--quantization-oversampling", type=float, default=None, help="Edge: candidates rescored per hit")
     ap.add_argument("--edge-options", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--no-truth", action="store_true", help="skip the exact ground truth (no recall)")

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 from bge_core.index import IndexEncoder, IndexKwargs, IndexOptions, VectorIndex
 from bge_qdrant.edge_store import (
     DEFAULT_BUILD_THRESHOLD,
+    DEFAULT_DENSE_QUANTIZATION,
     DEFAULT_EF_CONSTRUCT,
     DEFAULT_MAX_SEGMENTS,
     DEFAULT_MERGED_SEGMENT_POINTS,
+    DenseQuantization,
     EdgeStore,
     PayloadIndexType,
 )
@@ -57,6 +59,9 @@ class QdrantEdgeIndex(VectorIndex):
         max_segments / merged_segment_points: the merge at the end of a large ingest (at most
             ``max_segments`` segments of up to ``merged_segment_points``; None: never merge),
             see :meth:`bge_qdrant.edge_store.EdgeStore.merge_segments`.
+        dense_quantization / quantization_oversampling: int8 scalar quantisation of the dense
+            vectors with float rescoring (default ``"int8"`` for new collections; an existing
+            collection keeps what it was created with), see EdgeStore.
         options / dense / sparse / colbert / show_progress / write_batch_size / chunk_size /
             retry: :class:`~bge_core.index.IndexOptions` (``write_batch_size`` default: 256).
     """
@@ -84,6 +89,8 @@ class QdrantEdgeIndex(VectorIndex):
         build_threshold: int | None = DEFAULT_BUILD_THRESHOLD,
         max_segments: int | None = DEFAULT_MAX_SEGMENTS,
         merged_segment_points: int = DEFAULT_MERGED_SEGMENT_POINTS,
+        dense_quantization: DenseQuantization | None = DEFAULT_DENSE_QUANTIZATION,
+        quantization_oversampling: float | None = None,
         options: IndexOptions | None = None,
         **kwargs: Unpack[IndexKwargs],
     ) -> None:
@@ -109,6 +116,8 @@ class QdrantEdgeIndex(VectorIndex):
             show_progress=opts.show_progress,
             max_segments=max_segments,
             merged_segment_points=merged_segment_points,
+            dense_quantization=dense_quantization,
+            quantization_oversampling=quantization_oversampling,
         )
         super().__init__(store, encoder, options=opts)
 
