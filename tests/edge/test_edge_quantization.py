@@ -28,7 +28,9 @@ def _vectors() -> np.ndarray:
 def _fill(store: Any, x: np.ndarray) -> None:
     store.ensure(SPEC)
     for b in range(0, len(x), 2_000):
-        store.upsert([Record(make_id(None, str(i)), "t", {}, str(i), x[i], None, None) for i in range(b, min(b + 2_000, len(x)))])
+        store.upsert(
+            [Record(make_id(None, str(i)), "t", {}, str(i), x[i], None, None) for i in range(b, min(b + 2_000, len(x)))]
+        )
     store.build_index()
 
 
