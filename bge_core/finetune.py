@@ -33,7 +33,6 @@ import math
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bge_core.errors import BGEError, MissingDependencyError
+from bge_core.index import progress_enabled
 from bge_core.jsonl import iter_json_objects
 
 __all__ = [
@@ -518,11 +518,6 @@ def _resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _show_progress(cfg: FinetuneConfig) -> bool:
-    """Progress bars: as asked, else only on a terminal."""
-    return sys.stderr.isatty() if cfg.show_progress is None else cfg.show_progress
-
-
 def _training_args(cfg: FinetuneConfig, args_class: Any, output_dir: Path, device: str) -> dict[str, Any]:
     """The ``TrainingArguments`` both trainers share (dense and M3), with warmup and
     checkpointing under the names this transformers version uses."""
@@ -542,7 +537,7 @@ def _training_args(cfg: FinetuneConfig, args_class: Any, output_dir: Path, devic
         "save_strategy": "epoch",
         "logging_steps": cfg.logging_steps,
         "report_to": "none",
-        "disable_tqdm": not _show_progress(cfg),
+        "disable_tqdm": not progress_enabled(cfg.show_progress),
         "dataloader_num_workers": 0,
     }
     if int(transformers.__version__.split(".")[0]) >= 5:
@@ -594,7 +589,7 @@ def _train_m3(job: _Job) -> FinetuneResult:
     cap = min(positions, int(tokenizer.model_max_length))
     max_length = min(cfg.max_length, cap) if cfg.max_length is not None else min(M3_DEFAULT_MAX_LENGTH, cap)
     bf16 = _use_bf16(cfg.dtype, device)
-    show = _show_progress(cfg)
+    show = progress_enabled(cfg.show_progress)
     args = transformers.TrainingArguments(
         remove_unused_columns=False,
         **_training_args(cfg, transformers.TrainingArguments, job.ckpt_dir, device),
@@ -689,7 +684,7 @@ def _train_dense(job: _Job) -> FinetuneResult:
     loss = MultipleNegativesRankingLoss(st_model, scale=1.0 / temperature)
     dataset = datasets.Dataset.from_dict(columns)
     bf16 = _use_bf16(cfg.dtype, device)
-    show = _show_progress(cfg)
+    show = progress_enabled(cfg.show_progress)
     args = SentenceTransformerTrainingArguments(
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         **_training_args(cfg, SentenceTransformerTrainingArguments, ckpt_dir, device),

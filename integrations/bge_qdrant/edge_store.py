@@ -76,7 +76,7 @@ from bge_core.errors import (
     StoreError,
     TransientStoreError,
 )
-from bge_core.index import CollectionSpec, Record, SearchRequest
+from bge_core.index import CollectionSpec, Record, SearchRequest, progress_enabled
 from bge_core.scoring import weighted_sum_fusion
 from bge_core.types import Hit, SparseVector
 from bge_qdrant.edge_dependency import require_edge
@@ -623,8 +623,9 @@ class EdgeStore:
                     vector[COLBERT] = colbert
             meta = r.metadata
             payload = {TEXT_KEY: r.text, METADATA_KEY: meta, HASH_KEY: r.hash}
-            if meta and _has_bool(meta):
-                payload[BOOL_MIRROR_KEY] = bool_mirror(meta)
+            mirror = bool_mirror(meta) if meta else None
+            if mirror:
+                payload[BOOL_MIRROR_KEY] = mirror
             if type(r.id) is not str:
                 raise ValueError(f"record id {r.id!r} must be a UUID string (bge_core.index.make_id gives one)")
             try:
@@ -1027,26 +1028,11 @@ def _record_from_point(p: Any) -> Record:
     )
 
 
-def _has_bool(metadata: Mapping[str, Any]) -> bool:
-    """Whether ``metadata`` holds a bool (or a list with one): only then is a mirror needed."""
-    for value in metadata.values():
-        if value is True or value is False or (type(value) is list and any(v is True or v is False for v in value)):
-            return True
-    return False
-
-
 class _BuildProgress:
     """A ticking progress line while the (blocking) HNSW build runs."""
 
     def __init__(self, enabled: bool | None, points: int, label: str | None = None) -> None:
-        if enabled is None:
-            try:
-                import sys
-
-                enabled = sys.stderr.isatty()
-            except (AttributeError, ValueError):
-                enabled = False
-        self.enabled = enabled
+        self.enabled = progress_enabled(enabled)
         self.points = points
         self.label = label or f"building HNSW graph ({points:,} new points)"
         self._stop = threading.Event()
