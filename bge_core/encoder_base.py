@@ -35,9 +35,17 @@ __all__ = [
     "TransformerRunner",
     "check_texts",
     "pool",
+    "special_token_ids",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def special_token_ids(tokenizer: Any) -> list[int]:
+    """Ids of ``tokenizer``'s CLS, EOS, PAD and UNK tokens (those it defines), sorted: the ids
+    BGE-M3 gives no lexical weight, at inference and in FlagEmbedding's training loss."""
+    ids = {tokenizer.cls_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id}
+    return sorted(int(i) for i in ids if i is not None)
 
 
 def check_texts(texts: object, what: str = "texts") -> list[str]:
@@ -185,9 +193,7 @@ class TransformerRunner:
 
     def special_token_ids(self) -> list[int]:
         """Ids of the CLS, EOS, PAD and UNK tokens (those the model defines)."""
-        tok = self.tokenizer_facts
-        ids = {tok.cls_token_id, tok.eos_token_id, tok.pad_token_id, tok.unk_token_id}
-        return sorted(int(i) for i in ids if i is not None)
+        return special_token_ids(self.tokenizer_facts)
 
     # -- tokenisation -----------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:

@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from bge_core.encoder_base import special_token_ids
 from bge_core.finetune import M3Options
 
 __all__ = ["M3Loss", "M3Options", "M3TrainingModel", "load_m3_training_model", "save_m3_folder"]
@@ -229,12 +230,6 @@ def _load_backbone(folder: Path) -> Any:
         return AutoModel.from_pretrained(str(folder), dtype=torch.float32, add_pooling_layer=False)
     except TypeError:  # a model class without that option
         return AutoModel.from_pretrained(str(folder), dtype=torch.float32)
-
-
-def special_token_ids(tokenizer: Any) -> list[int]:
-    """The ids FlagEmbedding zeroes in sparse vectors during training: CLS, EOS, PAD, UNK."""
-    ids = (tokenizer.cls_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id)
-    return [int(i) for i in ids if i is not None]
 
 
 def load_m3_training_model(
