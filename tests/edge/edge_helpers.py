@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from store_checks import SMALL_CORPUS, SMALL_QUERIES
 
@@ -87,3 +88,12 @@ class HashEncoder:
             dense=np.stack(vecs) if dense else None,
             sparse=sparses if sparse else [],
         )
+
+
+def low_rank_unit_vectors(n: int, dim: int, seed: int, rank: int = 12) -> np.ndarray:
+    """``n`` unit vectors of intrinsic dimension ``rank`` (like real embeddings, unlike i.i.d.
+    noise in ``dim`` dimensions): HNSW finds each point itself, so answers can be compared exactly."""
+    rng = np.random.default_rng(seed)
+    x = (rng.normal(size=(n, rank)) @ rng.normal(size=(rank, dim))).astype(np.float32)
+    out: np.ndarray = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out

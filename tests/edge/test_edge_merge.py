@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from edge_helpers import make_edge_store
+from edge_helpers import low_rank_unit_vectors, make_edge_store
 
 from bge_core.index import CollectionSpec, Record, SearchRequest, make_id
 
@@ -23,12 +23,8 @@ OPTIONS: dict[str, Any] = {"build_threshold": 7_000, "hnsw_ef_construct": 16, "s
 
 
 def _vectors() -> np.ndarray:
-    # intrinsic dimension 12 (like real embeddings, unlike i.i.d. 384-d noise): HNSW finds
-    # each point itself, so the answers before and after a merge can be compared exactly
-    rng = np.random.default_rng(13)
-    x = (rng.normal(size=(N, 12)) @ rng.normal(size=(12, DIM))).astype(np.float32)
-    out: np.ndarray = x / np.linalg.norm(x, axis=1, keepdims=True)
-    return out
+    # answers before and after a merge can be compared exactly (see low_rank_unit_vectors)
+    return low_rank_unit_vectors(N, DIM, seed=13)
 
 
 def _ingest(store: Any, x: np.ndarray) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from edge_helpers import make_edge_store
+from edge_helpers import low_rank_unit_vectors, make_edge_store
 
 from bge_core.index import CollectionSpec, Record, SearchRequest, make_id
 
@@ -18,11 +18,7 @@ SPEC = CollectionSpec(dense_dim=DIM, sparse=False, colbert_dim=None)
 
 
 def _vectors() -> np.ndarray:
-    # intrinsic dimension 12 (like real embeddings): HNSW finds each point itself
-    rng = np.random.default_rng(7)
-    x = (rng.normal(size=(N, 12)) @ rng.normal(size=(12, DIM))).astype(np.float32)
-    out: np.ndarray = x / np.linalg.norm(x, axis=1, keepdims=True)
-    return out
+    return low_rank_unit_vectors(N, DIM, seed=7)
 
 
 def _fill(store: Any, x: np.ndarray) -> None:
